@@ -1,0 +1,279 @@
+"""One results table per dataset: our runs (mean ± std over seeds) beside the paper's numbers.
+
+The paper's numbers are transcribed below as data, row by row, from Table 1 (CIFAR-LT-10/100 at
+rho = 100 and 10), Table 2 (CelebA-5, SUN397, Twitter, Reuters), Table 6 (ImageNet-LT, Appendix C)
+and, for Major/Minor, Table 4 (CIFAR-LT-10, rho = 100). Each value is "mean±std" over the paper's
+three trials, in percent. A row is named by our method name (the paper's "Loss | Re-balancing":
+ERM|- = ERM, ERM|DRS = DRS, ERM|M2m = M2m, LDAM|DRW = LDAM-DRW, LDAM|M2m = LDAM-M2m, ...); the paper
+has no ERM+DRW row, so DRW has no paper number.
+
+Input: the per-run JSON of :func:`m2m_pipeline.evaluation.evaluate_run` (keys ``dataset``,
+``method``, ``best_val`` and ``last``, each with ``val``/``test`` metrics), optionally with a
+``seed`` key. Seed rule: the ``seed`` key when present, else a ``-seed<N>`` suffix of the file
+name (``M2m-seed1.json``), else unknown (``M2m.json``: one run of unknown seed). Two files with
+the same method and seed (unknown counts as a value) are an error. Statistics over seeds: mean and
+the sample standard deviation (ddof = 1; 0 for a single run), on the test metrics of the checkpoint
+``which`` (``best_val``: the last epoch with the best validation bACC, the authors' rule; or ``last``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .training.methods import list_methods
+from .utils import M2mError
+
+# -- the paper's numbers ---------------------------------------------------------------------------
+
+_TABLE1_COLUMNS = ("cifar10-lt-r100", "cifar10-lt-r10", "cifar100-lt-r100", "cifar100-lt-r10")
+_TABLE1 = """
+ERM       68.7±1.43 66.4±1.69 86.0±0.69 85.8±0.50 37.2±1.12 21.5±1.66 56.2±0.69 51.8±0.63
+RS        70.4±1.15 69.0±1.36 86.6±0.37 86.4±0.37 31.6±1.26 17.7±1.33 54.8±0.47 50.3±0.68
+SMOTE     71.5±0.57 70.2±0.93 85.7±0.25 85.5±0.26 34.0±0.33 19.6±0.36 53.8±0.93 49.4±1.15
+RW        72.8±0.33 72.0±0.29 86.6±0.18 86.5±0.16 30.1±0.59 17.6±0.85 56.0±0.35 52.0±0.51
+CB-RW     71.2±1.14 70.0±1.28 86.8±0.49 86.6±0.53 38.6±0.46 22.5±0.49 55.9±0.24 52.0±0.42
+DRS       75.2±0.26 73.9±0.17 87.1±0.26 87.0±0.29 41.5±0.21 31.0±0.21 57.7±0.40 54.8±0.33
+M2m       78.3±0.16 77.8±0.16 87.9±0.21 87.5±0.15 42.9±0.16 33.0±0.11 58.2±0.08 55.3±0.05
+Focal     68.3±1.19 65.5±1.71 85.3±0.47 85.1±0.47 37.7±1.38 22.1±1.49 55.3±0.42 50.7±0.43
+LDAM      72.8±0.37 70.8±0.65 86.2±0.12 86.0±0.15 39.5±0.69 20.8±0.49 54.7±0.16 44.1±0.53
+LDAM-DRW  77.1±0.49 76.7±0.59 87.1±0.28 86.9±0.28 42.1±0.09 29.2±0.27 56.9±0.15 50.4±0.29
+LDAM-M2m  79.1±0.19 78.6±0.19 87.5±0.15 87.4±0.19 43.5±0.22 34.2±0.62 57.6±0.14 51.8±0.38
+"""
+
+_TABLE2_COLUMNS = ("celeba5", "sun397", "twitter", "reuters")
+_TABLE2 = """
+ERM       72.7±1.24 69.4±0.97 31.5±0.07 20.2±0.74 74.7±0.46 65.2±1.10 59.8±1.17 53.8±1.75
+RS        72.5±0.93 70.4±1.37 28.4±0.19 19.8±1.10 75.8±0.30 70.4±1.67 63.3±0.90 57.4±1.03
+SMOTE     72.8±1.07 70.7±0.84 23.7±0.09 14.8±0.39 75.8±0.38 69.5±0.30 62.5±1.30 56.8±1.69
+RW        74.5±0.50 73.4±0.87 31.3±0.20 25.3±0.12 76.2±0.95 73.5±1.46 65.0±1.08 59.2±1.84
+CB-RW     74.2±0.59 72.3±0.50 31.7±0.13 25.1±0.51 77.5±0.40 73.6±0.79 64.8±0.45 57.6±1.62
+DRS       73.1±0.68 71.2±0.62 30.7±0.34 24.2±0.40 77.8±0.85 74.3±1.48 62.4±0.39 56.0±1.34
+M2m       75.6±0.16 74.6±0.34 32.4±0.17 25.8±0.29 78.2±0.35 74.8±0.78 66.3±0.42 60.5±0.52
+Focal     72.7±0.57 69.7±1.42 31.2±0.14 21.3±0.71 74.2±2.35 70.4±4.03 59.4±0.42 53.0±0.74
+LDAM      73.0±1.14 68.0±2.19 30.2±0.10 14.4±0.83 74.6±0.40 66.1±2.28 63.0±1.36 57.6±0.50
+LDAM-DRW  74.4±0.33 72.3±0.82 31.6±0.10 23.6±0.36 78.0±0.87 74.4±1.28 64.1±0.31 56.9±1.08
+LDAM-M2m  75.9±1.09 75.0±0.94 33.3±0.20 24.9±0.76 78.8±0.21 76.0±0.23 70.0±0.68 63.9±0.49
+"""
+
+_TABLE6_COLUMNS = ("imagenet-lt",)
+_TABLE6 = """
+ERM       38.6±0.75 26.9±0.78
+DRS       40.8±0.67 31.6±1.05
+M2m       42.2±0.51 33.1±0.64
+LDAM      41.0±0.07 28.5±0.11
+LDAM-DRW  43.0±0.17 34.5±0.17
+LDAM-M2m  43.7±0.26 35.1±0.35
+"""
+
+# Table 4 (CIFAR-LT-10, rho = 100): Major (2 classes) and Minor (8 classes) for ERM-RS and M2m.
+_TABLE4_MAJOR_MINOR = {"cifar10-lt-r100": {"RS": ((92.8, 1.50), (64.8, 1.18)), "M2m": ((93.3, 0.85), (74.6, 0.34))}}
+
+TABLE_OF = {**{c: "Table 1" for c in _TABLE1_COLUMNS}, **{c: "Table 2" for c in _TABLE2_COLUMNS},
+            **{c: "Table 6" for c in _TABLE6_COLUMNS}}
+
+
+def _parse(block: str, columns: tuple[str, ...]) -> dict[str, dict[str, dict[str, float]]]:
+    out: dict[str, dict[str, dict[str, float]]] = {c: {} for c in columns}
+    for line in block.strip().splitlines():
+        method, *cells = line.split()
+        if len(cells) != 2 * len(columns):
+            raise ValueError(f"paper row {method!r}: {len(cells)} cells for {len(columns)} columns")
+        for i, col in enumerate(columns):
+            (b, bs), (g, gs) = (tuple(float(v) for v in cells[2 * i + j].split("±")) for j in (0, 1))
+            out[col][method] = {"bacc": b, "bacc_std": bs, "gm": g, "gm_std": gs}
+    return out
+
+
+PAPER: dict[str, dict[str, dict[str, float]]] = {
+    **_parse(_TABLE1, _TABLE1_COLUMNS), **_parse(_TABLE2, _TABLE2_COLUMNS), **_parse(_TABLE6, _TABLE6_COLUMNS)}
+for _col, _rows in _TABLE4_MAJOR_MINOR.items():
+    for _m, ((_ma, _mas), (_mi, _mis)) in _rows.items():
+        PAPER[_col][_m].update(major=_ma, major_std=_mas, minor=_mi, minor_std=_mis)
+
+
+def paper_key(dataset: str, rho: float | None = None) -> str | None:
+    """The paper's column for a dataset name of the registry: ``cifar10-lt`` / ``cifar100-lt`` by
+    ``rho`` (100, the recipe's default, or 10), the others by name; None where the paper has no
+    column (``digits``, ``text:<dir>``, ``images:<dir>``, or a CIFAR-LT rho other than 10/100)."""
+    if dataset in ("cifar10-lt", "cifar100-lt"):
+        r = 100.0 if rho is None else float(rho)
+        if r not in (10.0, 100.0):
+            return None
+        return f"{dataset}-r{int(r)}"
+    return dataset if dataset in PAPER else None
+
+
+def paper_numbers(dataset: str, rho: float | None = None) -> dict[str, dict[str, float]]:
+    """{method: {"bacc", "bacc_std", "gm", "gm_std"[, "major", "minor", ...]}} of the paper, or {}."""
+    key = paper_key(dataset, rho)
+    return {m: dict(v) for m, v in PAPER[key].items()} if key else {}
+
+
+# -- our runs --------------------------------------------------------------------------------------
+
+_SEED_SUFFIX = re.compile(r"^(?P<stem>.+?)-seed(?P<seed>\d+)$")
+METRICS = ("bacc", "gm", "major", "minor")
+
+
+def seed_and_method_of(path: Path, result: Mapping[str, Any]) -> tuple[str, int | None]:
+    """(method, seed) of a metrics file, by the module docstring's rule."""
+    m = _SEED_SUFFIX.match(path.stem)
+    stem, file_seed = (m.group("stem"), int(m.group("seed"))) if m else (path.stem, None)
+    method = str(result.get("method") or stem)
+    seed = result.get("seed", file_seed)
+    return method, (int(seed) if seed is not None else None)
+
+
+def load_metrics_dir(folder: str | Path, dataset: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every ``*.json`` of ``folder`` grouped by method (each result gets its ``seed``). Files of
+    another dataset, unreadable files and repeated (method, seed) pairs raise an M2mError."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise M2mError(f"metrics folder {folder} does not exist; evaluate some runs first (dvc repro)")
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    origin: dict[tuple[str, int | None], Path] = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise M2mError(f"metrics file {path} cannot be read as JSON ({type(exc).__name__})") from None
+        if not isinstance(result, dict) or "best_val" not in result or "last" not in result:
+            raise M2mError(f"{path} is not a metrics file of evaluate_run (no best_val/last keys)")
+        if dataset is not None and result.get("dataset") not in (None, dataset):
+            raise M2mError(f"{path} holds metrics of dataset {result.get('dataset')!r}, not {dataset!r}")
+        method, seed = seed_and_method_of(path, result)
+        if (method, seed) in origin:
+            raise M2mError(f"{path} and {origin[(method, seed)]} are both {method} seed {seed}; remove one")
+        origin[(method, seed)] = path
+        grouped.setdefault(method, []).append({**result, "method": method, "seed": seed})
+    if not grouped:
+        raise M2mError(f"metrics folder {folder} holds no *.json files")
+    return grouped
+
+
+def _group(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mapping[str, Any]]]) -> dict[str, list]:
+    if isinstance(results, Mapping):
+        return {m: list(rs) for m, rs in results.items()}
+    grouped: dict[str, list] = {}
+    for r in results:
+        grouped.setdefault(str(r["method"]), []).append(r)
+    return grouped
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
+    if len(arr) == 0:
+        return float("nan"), float("nan")
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def method_order(methods: Iterable[str]) -> list[str]:
+    """The registry's order (the paper's table order), then any other name alphabetically."""
+    known = list_methods()
+    methods = set(methods)
+    return [m for m in known if m in methods] + sorted(methods - set(known))
+
+
+def summarize(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mapping[str, Any]]], *,
+              dataset: str | None = None, rho: float | None = None, which: str = "best_val",
+              split: str = "test") -> dict[str, dict[str, Any]]:
+    """{method: {"bacc_mean", "bacc_std", "gm_mean", "gm_std", "major_mean", "major_std",
+    "minor_mean", "minor_std", "n_seeds", "seeds", "zero_recall_classes" (mean count), and the
+    paper's "paper_bacc", "paper_bacc_std", "paper_gm", "paper_gm_std" where it has them}}."""
+    if which not in ("best_val", "last"):
+        raise M2mError(f"which must be 'best_val' or 'last', got {which!r}")
+    grouped = _group(results)
+    paper = paper_numbers(dataset, rho) if dataset else {}
+    out: dict[str, dict[str, Any]] = {}
+    for method in method_order(grouped):
+        runs = grouped[method]
+        row: dict[str, Any] = {"n_seeds": len(runs), "seeds": [r.get("seed") for r in runs]}
+        for key in METRICS:
+            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r[which][split].get(key) for r in runs])
+        zeros = [sum(1 for v in r[which][split].get("per_class_recall", []) if v == 0.0) for r in runs]
+        row["zero_recall_classes"] = float(np.mean(zeros)) if zeros else float("nan")
+        row["epochs"] = [r[which].get("epoch") for r in runs]
+        for key, value in paper.get(method, {}).items():
+            row[f"paper_{key}"] = value
+        out[method] = row
+    return out
+
+
+def _pm(mean: float, std: float | None, n: int | None = None) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    if n == 1 or std is None:
+        return f"{mean:.1f}"
+    return f"{mean:.1f} ± {std:.2f}"
+
+
+CSV_FIELDS = ("method", "n_seeds", "seeds", "bacc_mean", "bacc_std", "gm_mean", "gm_std", "major_mean", "major_std",
+              "minor_mean", "minor_std", "zero_recall_classes", "paper_bacc", "paper_bacc_std", "paper_gm",
+              "paper_gm_std", "paper_major", "paper_minor", "delta_bacc", "delta_gm")
+
+
+def build_report(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mapping[str, Any]]], *,
+                 dataset: str | None = None, rho: float | None = None,
+                 which: str = "best_val") -> tuple[str, str]:
+    """(markdown, csv) of the results table. ``results``: evaluate_run dicts (a list, grouped by
+    their ``method`` key) or a {method: [dicts]} mapping, one dict per seed. Columns: method,
+    seeds, test bACC and GM (mean ± std), the paper's bACC and GM (mean ± std) and our difference
+    to them, Major and Minor (Sec. 3.4), and the mean number of classes with zero test recall
+    (where GM is 0)."""
+    summary = summarize(results, dataset=dataset, rho=rho, which=which)
+    key = paper_key(dataset, rho) if dataset else None
+    source = f"{TABLE_OF[key]}, column {key}" if key else "none for this dataset"
+    n_max = max((row["n_seeds"] for row in summary.values()), default=0)
+    lines = [
+        f"Test metrics (%) of each method at the {'last epoch with the best validation bACC' if which == 'best_val' else 'last epoch'}, "
+        f"mean ± sample std over seeds (up to {n_max}); paper: {source}.",
+        "",
+        "| method | seeds | bACC | paper bACC | Δ bACC | GM | paper GM | Δ GM | Major | Minor | zero-recall classes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for method, row in summary.items():
+        n = row["n_seeds"]
+        pb, pg = row.get("paper_bacc"), row.get("paper_gm")
+        db = row["bacc_mean"] - pb if pb is not None else None
+        dg = row["gm_mean"] - pg if pg is not None else None
+        lines.append(
+            f"| {method} | {n} | {_pm(row['bacc_mean'], row['bacc_std'], n)} | "
+            f"{_pm(pb, row.get('paper_bacc_std')) if pb is not None else '-'} | "
+            f"{f'{db:+.1f}' if db is not None else '-'} | {_pm(row['gm_mean'], row['gm_std'], n)} | "
+            f"{_pm(pg, row.get('paper_gm_std')) if pg is not None else '-'} | "
+            f"{f'{dg:+.1f}' if dg is not None else '-'} | {_pm(row['major_mean'], row['major_std'], n)} | "
+            f"{_pm(row['minor_mean'], row['minor_std'], n)} | {row['zero_recall_classes']:.1f} |")
+        writer.writerow({**row, "method": method, "seeds": " ".join(str(s) for s in row["seeds"]),
+                         "delta_bacc": db, "delta_gm": dg})
+    return "\n".join(lines) + "\n", buf.getvalue()
+
+
+def report(dataset: str, metrics_dir: str | Path, out_dir: str | Path, *, rho: float | None = None,
+           which: str = "best_val") -> str:
+    """Collect ``metrics_dir/<dataset slug>/*.json`` into ``out_dir/report.md`` and
+    ``out_dir/report.csv``; returns the markdown. ``rho`` picks the paper's CIFAR-LT column."""
+    from .pipeline import dataset_slug
+
+    folder = Path(metrics_dir) / dataset_slug(dataset)
+    grouped = load_metrics_dir(folder, dataset)
+    markdown, table_csv = build_report(grouped, dataset=dataset, rho=rho, which=which)
+    markdown = f"# Results: {dataset}\n\n{markdown}"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.md").write_text(markdown)
+    (out_dir / "report.csv").write_text(table_csv)
+    return markdown
+
+
+__all__ = ["PAPER", "build_report", "load_metrics_dir", "paper_key", "paper_numbers", "report", "summarize"]

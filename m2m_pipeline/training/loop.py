@@ -1,0 +1,224 @@
+"""The training loop of g and f: one function, epochs of planned batches, M2m pools swapped in."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..datasets import PreparedData, Split
+from ..metrics import balanced_metrics
+from ..plan import EpochPlan, apply_augment, make_plan
+from ..pools import TranslationConfig, generate_pool, load_swaps
+from ..utils import M2mError, default_device, rng_for, state_hash
+from .checkpoint import model_config, build_model, model_from_checkpoint, save_checkpoint
+from .losses import class_weights, make_criterion
+from .methods import MethodSpec, check_method
+from .schedule import Preset, lr_at
+
+
+@dataclass
+class FitOptions:
+    """Method parameters beyond the spec (params.yaml ``train_f``)."""
+
+    focal_gamma: float = 1.0
+    cb_beta: float = 0.9999
+    ldam_max_margin: float = 0.5
+    ldam_s: float = 30.0
+    smote_k_neighbors: int = 5
+    smote_max_bytes: int | None = None   # SMOTE output limit; None = half the memory available
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: PreparedData, split: Split, *, batch_size: int = 1024,
+            device: torch.device | None = None) -> np.ndarray:
+    """Predicted labels of ``split``; the model is in eval mode for the call and restored after."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    preds = []
+    for start in range(0, len(split), batch_size):
+        x = data.to_float(split.x[start:start + batch_size]).to(device)
+        preds.append(model(x).argmax(dim=1).cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+
+
+def smote_split(split: Split, class_counts: np.ndarray, seed: int, k_neighbors: int = 5) -> Split:
+    """Over-sample every class to the largest with imbalanced-learn's SMOTE on flattened inputs.
+
+    uint8 images come back rounded to uint8. ``k_neighbors`` shrinks to the smallest class size
+    minus one where a class is smaller (SMOTE needs that many neighbours of the same class).
+    """
+    from imblearn.over_sampling import SMOTE
+
+    k = int(min(k_neighbors, int(np.min(class_counts)) - 1))
+    if k < 1:
+        raise M2mError("SMOTE needs at least 2 training samples in every class")
+    flat = split.x.reshape(len(split), -1).astype(np.float32)
+    sm = SMOTE(k_neighbors=k, random_state=int(rng_for(seed, "smote").integers(2**31 - 1)))
+    xr, yr = sm.fit_resample(flat, split.y)
+    if split.x.dtype == np.uint8:
+        xr = np.clip(np.rint(xr), 0, 255).astype(np.uint8)
+    return Split(xr.reshape(-1, *split.x.shape[1:]).astype(split.x.dtype), yr)
+
+
+def batch_inputs(data: PreparedData, train: Split, plan: EpochPlan, slots: np.ndarray,
+                 swaps: dict[int, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training batch of ``slots``: real rows with their planned augmentation, and the
+    accepted translations in the slots the pool names (labelled with the slot's class k)."""
+    rows = plan.order[slots]
+    x = data.to_float(apply_augment(train.x[rows], plan.aug[slots], data.augment))
+    for i, s in enumerate(slots):
+        swapped = swaps.get(int(s))
+        if swapped is not None:
+            x[i] = torch.from_numpy(swapped)
+    return x, torch.from_numpy(train.y[rows])
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_val_bacc: float
+    last_path: Path
+    best_path: Path
+
+
+def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, run_dir: str | Path,
+        end_epoch: int, start: dict[str, Any] | None = None, start_best: str | Path | None = None,
+        g: nn.Module | None = None, m2m: TranslationConfig | None = None, pools_dir: str | Path | None = None,
+        options: FitOptions | None = None, params: dict[str, Any] | None = None,
+        device: torch.device | None = None, progress: bool = True) -> FitResult:
+    """Train f (or g) with ``method`` from ``start`` (a loaded checkpoint) or from scratch, up to
+    ``end_epoch`` (exclusive). Writes ``last.pt`` after every epoch and ``best.pt`` whenever the
+    validation bACC reaches or beats the best so far (the authors' selection rule: the last epoch
+    with the best validation accuracy). For a translating method, epoch e
+    first writes ``pools_dir/epoch_<e>`` with g and the snapshot of f at the start of e, then
+    trains on the plan stored in that pool with its accepted rows swapped in.
+    """
+    options = options or FitOptions()
+    device = device or default_device()
+    if method.translate and (g is None or m2m is None or pools_dir is None):
+        raise M2mError(f"method {method.name} needs g, the m2m parameters and a pools folder")
+    check_method(method, preset, class_counts=data.class_counts, input_shape=data.input_shape,
+                 options=options)  # every bad-input error before any training or output
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    config = model_config(data, preset.model, preset.model_args, method.norm_last)
+    if start is not None:
+        if start["config"]["norm_last"] != method.norm_last:
+            raise M2mError(f"method {method.name} needs a {'LDAM' if method.norm_last else 'CE'} warm "
+                           f"checkpoint; the one given was trained for the other loss")
+        model = model_from_checkpoint(start, device)
+        first_epoch = int(start["epoch"])
+        history = list(start["extra"].get("history", []))
+        best_val = float(start["extra"].get("best_val_bacc", -1.0))
+        best_epoch = int(start["extra"].get("best_epoch", -1))
+    else:
+        torch.manual_seed(int(rng_for(seed, "init").integers(2**31 - 1)))
+        model = build_model(config).to(device)
+        first_epoch, history, best_val, best_epoch = 0, [], -1.0, -1
+    if not first_epoch <= end_epoch <= preset.epochs:
+        raise M2mError(f"cannot train {method.name} from epoch {first_epoch} to {end_epoch} "
+                       f"(the preset has {preset.epochs} epochs)")
+    optimizer = torch.optim.SGD(model.parameters(), lr=preset.lr, momentum=preset.momentum,
+                                weight_decay=preset.weight_decay)
+    if start is not None and start.get("optimizer_state"):
+        optimizer.load_state_dict(start["optimizer_state"])
+
+    best_path, last_path = run_dir / "best.pt", run_dir / "last.pt"
+    if start_best is not None and Path(start_best).is_file():
+        shutil.copyfile(start_best, best_path)  # the warm phase's best stays a candidate
+    train = data.train
+    if method.smote:
+        train = smote_split(train, data.class_counts, seed, options.smote_k_neighbors)
+    train_counts = np.bincount(train.y, minlength=data.num_classes)
+    g_hash = state_hash(g.state_dict()) if g is not None else None
+    ckpt_params = {"method": method.name, "seed": seed, "preset": preset.to_dict(), **(params or {})}
+
+    bar = tqdm(range(first_epoch, end_epoch), desc=f"{method.name} epochs", disable=not progress,
+               dynamic_ncols=True)
+    for epoch in bar:
+        lr = lr_at(epoch, preset)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        record: dict[str, Any] = {"epoch": epoch, "lr": lr}
+        swaps: dict[int, np.ndarray] = {}
+        if method.translates_at(epoch, preset.deferred_epoch):
+            plan = make_plan(train.y, train_counts, seed=seed, epoch=epoch, order="balanced", attempts=True,
+                             augment=data.augment, batch_size=preset.batch_size)
+            pool_path = Path(pools_dir) / f"epoch_{epoch}"
+            with tqdm(total=int(plan.attempt.sum()), desc=f"translate epoch {epoch}", leave=False,
+                      disable=not progress, dynamic_ncols=True) as tbar:
+                summary = generate_pool(g=g, f=model, data=data, plan=plan, cfg=m2m, seed=seed, out=pool_path,
+                                        provenance={"run": method.name, "f_epoch": epoch}, progress=tbar.update)
+            # Training reads the plan and the accepted rows back through the pool store.
+            plan, swaps = load_swaps(pool_path, data, g_hash=g_hash, f_hash=state_hash(model.state_dict()),
+                                     epoch=epoch, seed=seed)
+            record.update(n_attempts=summary.n_attempts, n_accepted=summary.n_accepted,
+                          reasons=summary.reasons)
+        else:
+            plan = make_plan(train.y, train_counts, seed=seed, epoch=epoch,
+                             order=method.order_at(epoch, preset.deferred_epoch), attempts=False,
+                             augment=data.augment, batch_size=preset.batch_size)
+        weight = class_weights(method.weighting_at(epoch, preset.deferred_epoch), data.class_counts,
+                               beta=options.cb_beta)
+        criterion = make_criterion(method.loss, data.class_counts, weight, focal_gamma=options.focal_gamma,
+                                   ldam_max_margin=options.ldam_max_margin, ldam_s=options.ldam_s).to(device)
+        model.train()
+        total_loss, n_seen = 0.0, 0
+        for b in range(plan.n_batches):
+            slots = plan.batch_slots(b)
+            if len(slots) < 2:  # batch norm cannot train on a single row
+                continue
+            x, y = batch_inputs(data, train, plan, slots, swaps)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = criterion(model(x), y)
+            if not torch.isfinite(loss):
+                raise M2mError(f"{method.name}: the training loss became non-finite at epoch {epoch}; "
+                               f"lower the learning rate in the preset")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += float(loss.detach()) * len(slots)
+            n_seen += len(slots)
+        val = balanced_metrics(data.val.y, predict(model, data, data.val, batch_size=preset.eval_batch_size),
+                               data.class_counts)
+        record.update(train_loss=total_loss / max(n_seen, 1), val_bacc=val["bacc"], val_gm=val["gm"])
+        history.append(record)
+        # ">=": the last epoch with the best validation bACC wins a tie (the release's rule).
+        improved = val["bacc"] >= best_val
+        if improved:
+            best_val, best_epoch = val["bacc"], epoch
+        extra = {"history": history, "best_val_bacc": best_val, "best_epoch": best_epoch}
+        ckpt = dict(model=model, optimizer=optimizer, config=config, params=ckpt_params, epoch=epoch + 1,
+                    dataset_fingerprint=data.fingerprint, extra=extra)
+        save_checkpoint(last_path, **ckpt)
+        if improved:
+            save_checkpoint(best_path, **ckpt)
+        bar.set_postfix(lr=f"{lr:.3g}", loss=f"{record['train_loss']:.3f}", val_bacc=f"{val['bacc']:.1f}")
+    if first_epoch == end_epoch and start is not None:
+        # Nothing to train (e.g. the warm phase already covers every epoch): keep the start as last.
+        save_checkpoint(last_path, model=model, optimizer=optimizer, config=config, params=ckpt_params,
+                        epoch=end_epoch, dataset_fingerprint=data.fingerprint, extra=start["extra"])
+    if not best_path.exists():
+        shutil.copyfile(last_path, best_path)
+    return FitResult(history, best_epoch, best_val, last_path, best_path)
+
+
+def write_history(path: str | Path, history: list[dict[str, Any]]) -> None:
+    """Per-epoch records as a JSON list (a DVC plot: x=epoch, y=val_bacc)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{k: v for k, v in r.items() if not isinstance(v, dict)} for r in history]
+    path.write_text(json.dumps(rows, indent=1))

@@ -1,0 +1,116 @@
+"""Losses and class weights of the compared training schemes (Sec. 3.1 (a)-(i)).
+
+Reduction: a weighted loss is the plain batch mean of ``w_{y_i} * l_i`` (the authors' release
+computes the per-sample loss with ``reduction='none'`` and takes ``.mean()``), not PyTorch's
+weighted mean, which divides by ``sum_i w_{y_i}`` and would make the weights' normalisation to
+sum K (Sec. 3.1 (d), (e); Cao et al.'s DRW) meaningless. Every loss here follows that rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..utils import M2mError
+
+WEIGHTINGS = ("none", "inverse", "effective")
+LOSSES = ("ce", "focal", "ldam")
+
+
+def class_weights(kind: str, class_counts: np.ndarray, *, beta: float = 0.9999) -> torch.Tensor | None:
+    """Per-class loss weights normalised to sum to K.
+
+    ``inverse`` (RW): w_k proportional to 1 / N_k. ``effective`` (CB-RW and DRW, Cui et al.):
+    w_k proportional to (1 - beta) / (1 - beta^N_k), the inverse "effective number" of samples.
+    """
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if kind == "none":
+        return None
+    if counts.ndim != 1 or len(counts) == 0 or np.any(counts <= 0):
+        raise M2mError(f"class weights need a positive count for every class, got {counts.tolist()}")
+    if kind == "inverse":
+        w = 1.0 / counts
+    elif kind == "effective":
+        if not 0.0 < beta < 1.0:
+            raise M2mError(f"effective-number weights need 0 < beta < 1, got beta={beta}")
+        w = (1.0 - beta) / (1.0 - np.power(beta, counts))
+    else:
+        raise M2mError(f"unknown class weighting {kind!r}; known: {WEIGHTINGS}")
+    w = w / w.sum() * len(counts)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def ldam_margins(class_counts: np.ndarray, max_margin: float = 0.5) -> torch.Tensor:
+    """LDAM margins Delta_k proportional to N_k^(-1/4), scaled so the largest is ``max_margin``
+    (Cao et al.; Sec. 3.1 (i): max margin 0.5)."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if np.any(counts <= 0):
+        raise M2mError(f"LDAM margins need a positive count for every class, got {counts.tolist()}")
+    m = 1.0 / np.power(counts, 0.25)
+    return torch.tensor(m * (max_margin / m.max()), dtype=torch.float32)
+
+
+def _weighted_mean(per_sample: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """mean_i w_{y_i} * l_i (the module docstring's reduction); plain mean without weights."""
+    if weight is None:
+        return per_sample.mean()
+    return (weight[target] * per_sample).mean()
+
+
+class WeightedCE(nn.Module):
+    """Cross entropy, optionally class-weighted: mean_i w_{y_i} * CE(z_i, y_i) (ERM, RW, CB-RW, DRW)."""
+
+    def __init__(self, weight: torch.Tensor | None = None):
+        super().__init__()
+        self.register_buffer("weight", weight if weight is not None else None, persistent=False)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return _weighted_mean(F.cross_entropy(logits, target, reduction="none"), target, self.weight)
+
+
+class FocalLoss(nn.Module):
+    """Focal loss (Lin et al.; Sec. 3.1 (h)): mean_i w_{y_i} (1 - p_i)^gamma * CE_i, with p_i the
+    softmax probability of the true class (unweighted). gamma = 0 is cross entropy."""
+
+    def __init__(self, gamma: float = 1.0, weight: torch.Tensor | None = None):
+        super().__init__()
+        if gamma < 0:
+            raise M2mError(f"focal gamma must be >= 0, got {gamma}")
+        self.gamma = gamma
+        self.register_buffer("weight", weight if weight is not None else None, persistent=False)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        ce = F.cross_entropy(logits, target, reduction="none")
+        p = torch.exp(-ce)
+        return _weighted_mean((1.0 - p) ** self.gamma * ce, target, self.weight)
+
+
+class LDAMLoss(nn.Module):
+    """LDAM (Cao et al.; Sec. 3.1 (i)): subtract the class margin Delta_y from the true-class logit,
+    scale every logit by s (30), then cross entropy, optionally class-weighted (LDAM-DRW):
+    mean_i w_{y_i} CE(s * (z_i - Delta_{y_i} e_{y_i}), y_i). Used with the cosine-normalised
+    last layer, so the logits z are cosines in [-1, 1]."""
+
+    def __init__(self, class_counts: np.ndarray, *, max_margin: float = 0.5, s: float = 30.0,
+                 weight: torch.Tensor | None = None):
+        super().__init__()
+        self.s = s
+        self.register_buffer("margins", ldam_margins(class_counts, max_margin), persistent=False)
+        self.register_buffer("weight", weight if weight is not None else None, persistent=False)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        shifted = logits - F.one_hot(target, logits.shape[1]).to(logits.dtype) * self.margins[target][:, None]
+        return _weighted_mean(F.cross_entropy(self.s * shifted, target, reduction="none"), target, self.weight)
+
+
+def make_criterion(loss: str, class_counts: np.ndarray, weight: torch.Tensor | None, *,
+                   focal_gamma: float = 1.0, ldam_max_margin: float = 0.5, ldam_s: float = 30.0) -> nn.Module:
+    if loss == "ce":
+        return WeightedCE(weight)
+    if loss == "focal":
+        return FocalLoss(focal_gamma, weight)
+    if loss == "ldam":
+        return LDAMLoss(class_counts, max_margin=ldam_max_margin, s=ldam_s, weight=weight)
+    raise M2mError(f"unknown loss {loss!r}; known: {LOSSES}")

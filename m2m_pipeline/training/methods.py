@@ -1,0 +1,178 @@
+"""The training schemes the paper compares (Sec. 3.1 (a)-(i)), one spec each.
+
+A spec says how f is trained; the loop reads nothing else. Deferred parts (DRS, DRW, M2m) switch
+on at the preset's ``deferred_epoch`` and start from a shared warm checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..utils import M2mError
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    loss: str = "ce"                   # ce | focal | ldam
+    order: str = "shuffle"             # sampling order before the deferred epoch
+    deferred_order: str | None = None  # sampling order from the deferred epoch on (None = unchanged)
+    weighting: str = "none"            # class weights: none | inverse | effective
+    deferred_weighting: str | None = None  # weights from the deferred epoch on (DRW)
+    translate: bool = False            # M2m translation from the deferred epoch on
+    smote: bool = False                # train on imbalanced-learn's SMOTE output
+    warm: str | None = None            # the warm checkpoint a deferred method starts from: "ce" | "ldam"
+    description: str = ""
+
+    @property
+    def norm_last(self) -> bool:
+        return self.loss == "ldam"
+
+    @property
+    def deferred(self) -> bool:
+        return self.warm is not None
+
+    def order_at(self, epoch: int, deferred_epoch: int) -> str:
+        if self.deferred_order is not None and epoch >= deferred_epoch:
+            return self.deferred_order
+        return self.order
+
+    def weighting_at(self, epoch: int, deferred_epoch: int) -> str:
+        if self.deferred_weighting is not None and epoch >= deferred_epoch:
+            return self.deferred_weighting
+        return self.weighting
+
+    def translates_at(self, epoch: int, deferred_epoch: int) -> bool:
+        return self.translate and epoch >= deferred_epoch
+
+
+_METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    if spec.name in _METHODS:
+        raise ValueError(f"method {spec.name!r} is already registered")
+    _METHODS[spec.name] = spec
+    return spec
+
+
+def list_methods() -> list[str]:
+    return list(_METHODS)
+
+
+def get_method(name: str) -> MethodSpec:
+    try:
+        return _METHODS[name]
+    except KeyError:
+        raise M2mError(f"unknown method {name!r}; known: {', '.join(_METHODS)}") from None
+
+
+# ERM is deferred-compatible: its plan is a pure function of (seed, epoch), so continuing the warm
+# checkpoint gives the same run as training from scratch, without repeating the ERM phase.
+register_method(MethodSpec("ERM", warm="ce", description="empirical risk minimisation, no re-balancing"))
+register_method(MethodSpec("RS", order="balanced", description="class-balanced re-sampling from epoch 0"))
+register_method(MethodSpec("SMOTE", smote=True, description="imbalanced-learn SMOTE on the flattened inputs"))
+register_method(MethodSpec("RW", weighting="inverse", description="loss weights 1/N_k"))
+register_method(MethodSpec("CB-RW", weighting="effective", description="loss weights from the effective number"))
+register_method(MethodSpec("DRS", warm="ce", deferred_order="balanced", description="deferred re-sampling"))
+register_method(MethodSpec("DRW", warm="ce", deferred_weighting="effective", description="deferred re-weighting"))
+register_method(MethodSpec("Focal", loss="focal", description="focal loss"))
+register_method(MethodSpec("LDAM", loss="ldam", description="label-distribution-aware margin loss"))
+register_method(MethodSpec("LDAM-DRW", loss="ldam", warm="ldam", deferred_weighting="effective",
+                           description="LDAM with deferred re-weighting"))
+register_method(MethodSpec("M2m", warm="ce", deferred_order="balanced", translate=True,
+                           description="ERM + major-to-minor translation (deferred)"))
+# LDAM+M2m (Table 1-2, row "LDAM | M2m"): the LDAM loss and normalised last layer, warm-started from
+# the LDAM warm checkpoint (the LDAM-DRW run's first phase), with M2m as the deferred re-balancing in
+# place of DRW. No DRW weights on top: M2m already balances the stream (balanced order plus
+# translations), and weighting a balanced stream by (1-beta)/(1-beta^N_k) would re-balance twice.
+# The release's M2m has no class weights either (its `-c` flag is off in its M2m command).
+register_method(MethodSpec("LDAM-M2m", loss="ldam", warm="ldam", deferred_order="balanced", translate=True,
+                           description="LDAM loss + major-to-minor translation (deferred)"))
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the OS reports as available now (Linux ``MemAvailable``), else None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def smote_bytes(class_counts: np.ndarray, input_shape: tuple[int, ...]) -> int:
+    """Size of SMOTE's output as float32: every class over-sampled to N_1, so K * N_1 rows of
+    prod(input_shape) features, 4 bytes each (the flattened copy that imbalanced-learn returns)."""
+    counts = np.asarray(class_counts, dtype=np.int64)
+    return int(len(counts)) * int(counts.max()) * int(math.prod(input_shape)) * 4
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def check_method(method: str | MethodSpec, preset: Any, *, class_counts: np.ndarray | None = None,
+                 input_shape: tuple[int, ...] | None = None, options: Any = None,
+                 memory_limit: int | None = None) -> MethodSpec:
+    """Validate a method against the preset, the data and its parameters before any training.
+
+    Returns the spec; raises a one-line M2mError for: an unknown method; a deferred method whose
+    deferred epoch leaves no epoch to train (``deferred_epoch >= epochs``) or no warm-up epoch
+    (``deferred_epoch == 0``: its warm checkpoint would hold no training); Focal with gamma < 0;
+    effective-number weights with beta outside (0, 1); LDAM with a non-positive margin or scale;
+    SMOTE with a class of fewer than 2 samples, ``smote_k_neighbors < 1``, or an output
+    (:func:`smote_bytes`) larger than ``memory_limit`` bytes (default ``options.smote_max_bytes``,
+    else half the memory available now).
+    ``preset`` is a :class:`~.schedule.Preset`; ``options`` a :class:`~.loop.FitOptions` (or None).
+    """
+    spec = method if isinstance(method, MethodSpec) else get_method(method)
+    name = spec.name
+    epochs, deferred = int(preset.epochs), int(preset.deferred_epoch)
+    if spec.deferred:
+        if deferred >= epochs:
+            raise M2mError(f"{name} defers to epoch {deferred} but the preset trains {epochs} epochs: "
+                           f"no deferred epoch left; set deferred_epoch below {epochs}")
+        if deferred <= 0:
+            raise M2mError(f"{name} starts from a warm checkpoint but deferred_epoch is {deferred}: "
+                           f"no warm-up epoch to train; set deferred_epoch >= 1")
+    focal_gamma = getattr(options, "focal_gamma", 1.0)
+    cb_beta = getattr(options, "cb_beta", 0.9999)
+    if spec.loss == "focal" and not focal_gamma >= 0:
+        raise M2mError(f"{name}: focal_gamma must be >= 0, got {focal_gamma}")
+    if "effective" in (spec.weighting, spec.deferred_weighting) and not 0.0 < cb_beta < 1.0:
+        raise M2mError(f"{name}: effective-number weights need 0 < cb_beta < 1, got {cb_beta}")
+    if spec.loss == "ldam":
+        max_m, s = getattr(options, "ldam_max_margin", 0.5), getattr(options, "ldam_s", 30.0)
+        if not (max_m > 0 and s > 0):
+            raise M2mError(f"{name}: LDAM needs ldam_max_margin > 0 and ldam_s > 0, got {max_m} and {s}")
+    if spec.smote:
+        k = getattr(options, "smote_k_neighbors", 5)
+        if not (isinstance(k, int) and k >= 1):
+            raise M2mError(f"{name}: smote_k_neighbors must be an int >= 1, got {k!r}")
+        if class_counts is not None:
+            counts = np.asarray(class_counts)
+            if counts.min() < 2:
+                raise M2mError(f"{name}: SMOTE needs at least 2 training samples in every class; "
+                               f"class {int(np.argmin(counts))} has {int(counts.min())}")
+            if input_shape is not None:
+                need = smote_bytes(counts, input_shape)
+                limit = memory_limit if memory_limit is not None else getattr(options, "smote_max_bytes", None)
+                if limit is None:
+                    avail = available_memory_bytes()
+                    limit = avail // 2 if avail is not None else None
+                if limit is not None and need > limit:
+                    raise M2mError(f"{name}: SMOTE would hold {len(counts)} classes x {int(counts.max())} rows "
+                                   f"x {math.prod(input_shape)} features as float32 = {_gib(need)}, over the "
+                                   f"memory limit of {_gib(limit)}; use RS or raise train_f.smote_max_bytes")
+    return spec

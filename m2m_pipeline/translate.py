@@ -1,0 +1,220 @@
+"""Major-to-minor translation (Sec. 2 and Algorithm 1 of the paper): pure math on tensors.
+
+Nothing here draws random numbers or touches files: the start noise and the uniform draw of the
+beta test come in as arguments, so a caller can derive them from (seed, epoch, slot) and a pool
+does not depend on how the work is batched.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Why an attempt ended as it did; the pool stores the code, the names are in its attributes.
+REASONS = {"accepted": 0, "beta": 1, "gamma": 2, "non_finite": 3, "no_seed": 4}
+REASON_NAMES = {code: name for name, code in REASONS.items()}
+
+GAMMA_ON = ("prob", "loss")
+
+
+def size_gap(class_counts: Iterable[int], seed_class: np.ndarray | int, target: np.ndarray | int) -> np.ndarray:
+    """(N_k0 - N_k)^+ for arrays (or scalars) of seed and target classes."""
+    counts = np.asarray(list(class_counts), dtype=np.float64)
+    return np.maximum(counts[np.asarray(seed_class)] - counts[np.asarray(target)], 0.0)
+
+
+def accept_prob(class_counts: Iterable[int], seed_class: np.ndarray | int, target: np.ndarray | int,
+                beta: float) -> np.ndarray:
+    """Eq. (3): P(accept x* translated from k0 to k) = 1 - beta^((N_k0 - N_k)^+)."""
+    return 1.0 - np.power(float(beta), size_gap(class_counts, seed_class, target))
+
+
+def seed_class_probs(class_counts: Iterable[int], target: int, beta: float) -> np.ndarray:
+    """Eq. (5): Q(k0 | k) proportional to 1 - beta^((N_k0 - N_k)^+), normalised over k0.
+
+    Classes no larger than k get probability 0, so they are never seeds. Returns all zeros when
+    no class is larger than k (the largest class has no seed to translate from).
+    """
+    counts = np.asarray(list(class_counts), dtype=np.int64)
+    weights = accept_prob(counts, np.arange(len(counts)), np.full(len(counts), target), beta)
+    total = weights.sum()
+    return weights / total if total > 0 else weights
+
+
+@dataclass
+class TranslationResult:
+    """Per-row outcome of :meth:`M2mTranslator.translate` (all tensors on the CPU)."""
+
+    x: torch.Tensor          # x*, the translated input
+    loss_g: torch.Tensor     # L(g; x*, k), cross entropy of g at x*
+    prob_g: torch.Tensor     # softmax(g(x*))_k
+    accepted: torch.Tensor   # bool
+    reason: torch.Tensor     # uint8 codes of REASONS
+
+
+def _frozen_eval(models: Iterable[nn.Module]) -> list[bool]:
+    modes = []
+    for m in models:
+        modes.append(m.training)
+        m.eval()
+    return modes
+
+
+def translation_steps(g: nn.Module, f: nn.Module, x_start: torch.Tensor, target: torch.Tensor,
+                      seed_class: torch.Tensor, *, steps: int, step_size: float, lam: float,
+                      input_range: tuple[float, float] | None) -> torch.Tensor:
+    """Approximately solve eq. (2), x* = argmin_x L(g; x, k) + lambda * f_k0(x), from x_start.
+
+    Each of the ``steps`` updates is x <- x - eta * grad / ||grad||_2 with the L2 norm taken per
+    sample, so every step moves each sample by exactly ``step_size`` before the clamp to
+    ``input_range``. The models must already be in eval mode; only x receives gradients.
+    """
+    x = x_start.detach().clone()
+    rows = torch.arange(len(x), device=x.device)
+    for _ in range(steps):
+        x.requires_grad_(True)
+        loss = F.cross_entropy(g(x), target, reduction="sum")
+        if lam != 0.0:
+            loss = loss + lam * f(x)[rows, seed_class].sum()
+        (grad,) = torch.autograd.grad(loss, x)
+        with torch.no_grad():
+            norm = grad.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
+            # A zero gradient (a saturated model) gives a zero step rather than 0/0.
+            x = x - step_size * grad / norm.clamp_min(1e-12)
+            if input_range is not None:
+                x = x.clamp_(*input_range)
+    return x.detach()
+
+
+class M2mTranslator:
+    """Translate majority seeds into minority samples and decide which to keep (Algorithm 1).
+
+    Shaped like an imbalanced-learn sampler: the constructor only stores its keyword arguments;
+    :meth:`translate` validates its inputs once and runs the math in ``_translate``; run
+    diagnostics are attributes with a trailing underscore (``n_attempts_``, ``n_accepted_``,
+    ``reason_counts_``, ``accept_rate_``), accumulated over calls until :meth:`reset`.
+
+    Parameters (Sec. 3.1 defaults): ``steps`` T = 10, ``step_size`` eta = 0.1, ``lam`` lambda = 0.5,
+    ``gamma`` = 0.9 and ``gamma_on`` = "prob" (the authors' release: keep x* when softmax(g(x*))_k
+    >= gamma) or "loss" (Algorithm 1: reject when L(g; x*, k) > gamma), ``beta`` = 0.999 for the
+    rejection rule of eq. (3). ``input_range`` is the clamp range of the input, None for none.
+    """
+
+    def __init__(self, *, steps: int = 10, step_size: float = 0.1, lam: float = 0.5, gamma: float = 0.9,
+                 gamma_on: str = "prob", beta: float = 0.999,
+                 input_range: tuple[float, float] | None = (0.0, 1.0)):
+        self.steps = steps
+        self.step_size = step_size
+        self.lam = lam
+        self.gamma = gamma
+        self.gamma_on = gamma_on
+        self.beta = beta
+        self.input_range = input_range
+        self.reset()
+
+    def reset(self) -> "M2mTranslator":
+        self.n_attempts_ = 0
+        self.n_accepted_ = 0
+        self.reason_counts_: Counter = Counter()
+        return self
+
+    @property
+    def accept_rate_(self) -> float:
+        return self.n_accepted_ / self.n_attempts_ if self.n_attempts_ else float("nan")
+
+    def get_params(self) -> dict:
+        return {"steps": self.steps, "step_size": self.step_size, "lam": self.lam, "gamma": self.gamma,
+                "gamma_on": self.gamma_on, "beta": self.beta,
+                "input_range": list(self.input_range) if self.input_range is not None else None}
+
+    def check_params(self) -> None:
+        """Raise ValueError naming the first bad parameter."""
+        if not (isinstance(self.steps, int) and self.steps >= 0):
+            raise ValueError(f"steps must be a non-negative int, got {self.steps!r}")
+        if not self.step_size > 0:
+            raise ValueError(f"step_size must be > 0, got {self.step_size!r}")
+        if not self.lam >= 0:
+            raise ValueError(f"lam must be >= 0, got {self.lam!r}")
+        if not 0 < self.beta < 1:
+            raise ValueError(f"beta must be in (0, 1), got {self.beta!r}")
+        if self.gamma_on not in GAMMA_ON:
+            raise ValueError(f"gamma_on must be one of {GAMMA_ON}, got {self.gamma_on!r}")
+        if self.gamma_on == "prob" and not 0 <= self.gamma <= 1:
+            raise ValueError(f"gamma must be in [0, 1] when gamma_on='prob', got {self.gamma!r}")
+        if self.gamma_on == "loss" and not self.gamma >= 0:
+            raise ValueError(f"gamma must be >= 0 when gamma_on='loss', got {self.gamma!r}")
+        if self.input_range is not None and not self.input_range[0] < self.input_range[1]:
+            raise ValueError(f"input_range must be (low, high) with low < high, got {self.input_range!r}")
+
+    def translate(self, g: nn.Module, f: nn.Module, x0: torch.Tensor, target: torch.Tensor,
+                  seed_class: torch.Tensor, *, class_counts: Iterable[int], noise: torch.Tensor,
+                  u_beta: torch.Tensor) -> TranslationResult:
+        """Translate the seeds ``x0`` (of classes ``seed_class``) towards classes ``target``.
+
+        ``noise`` is added to x0 for the start point (clamped to ``input_range``); ``u_beta`` are
+        uniform [0, 1) draws for the beta test: a row passes when u_beta < 1 - beta^((N_k0-N_k)^+).
+        g and f are put in eval mode for the call and restored afterwards.
+        """
+        self.check_params()
+        counts = np.asarray(list(class_counts), dtype=np.int64)
+        n = len(x0)
+        if target.shape != (n,) or seed_class.shape != (n,) or u_beta.shape != (n,):
+            raise ValueError(f"target, seed_class and u_beta must have shape ({n},); got "
+                             f"{tuple(target.shape)}, {tuple(seed_class.shape)}, {tuple(u_beta.shape)}")
+        if noise.shape != x0.shape:
+            raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
+        if n and (int(target.min()) < 0 or int(target.max()) >= len(counts)):
+            raise ValueError(f"target classes must lie in 0..{len(counts) - 1}")
+        if n and (int(seed_class.min()) < 0 or int(seed_class.max()) >= len(counts)):
+            raise ValueError(f"seed classes must lie in 0..{len(counts) - 1}")
+        if n and np.any(counts[seed_class.cpu().numpy()] <= counts[target.cpu().numpy()]):
+            raise ValueError("every seed class must be larger than its target class (N_k0 > N_k)")
+        return self._translate(g, f, x0, target, seed_class, counts, noise, u_beta)
+
+    def _translate(self, g: nn.Module, f: nn.Module, x0: torch.Tensor, target: torch.Tensor,
+                   seed_class: torch.Tensor, counts: np.ndarray, noise: torch.Tensor,
+                   u_beta: torch.Tensor) -> TranslationResult:
+        device = next(g.parameters()).device
+        modes = _frozen_eval((g, f))
+        try:
+            x_start = (x0 + noise).to(device)
+            if self.input_range is not None:
+                x_start = x_start.clamp(*self.input_range)
+            tgt, src = target.to(device), seed_class.to(device)
+            with torch.enable_grad():
+                x_star = translation_steps(g, f, x_start, tgt, src, steps=self.steps,
+                                           step_size=self.step_size, lam=self.lam,
+                                           input_range=self.input_range)
+            with torch.no_grad():
+                logits = g(x_star)
+                loss_g = F.cross_entropy(logits, tgt, reduction="none")
+                prob_g = logits.softmax(dim=1).gather(1, tgt[:, None]).squeeze(1)
+        finally:
+            for m, mode in zip((g, f), modes):
+                m.train(mode)
+        x_star, loss_g, prob_g = x_star.cpu(), loss_g.cpu(), prob_g.cpu()
+
+        finite = torch.isfinite(x_star.flatten(1)).all(dim=1) & torch.isfinite(loss_g) & torch.isfinite(prob_g)
+        if self.gamma_on == "prob":
+            confident = prob_g >= self.gamma
+        else:
+            confident = loss_g <= self.gamma
+        p_accept = torch.from_numpy(accept_prob(counts, seed_class.cpu().numpy(), target.cpu().numpy(), self.beta))
+        passes_beta = u_beta.cpu().double() < p_accept
+
+        reason = torch.full((len(x0),), REASONS["accepted"], dtype=torch.uint8)
+        reason[~passes_beta] = REASONS["beta"]
+        reason[~confident] = REASONS["gamma"]
+        reason[~finite] = REASONS["non_finite"]
+        accepted = reason == REASONS["accepted"]
+
+        self.n_attempts_ += len(x0)
+        self.n_accepted_ += int(accepted.sum())
+        self.reason_counts_.update(REASON_NAMES[int(c)] for c in reason)
+        return TranslationResult(x_star, loss_g, prob_g, accepted, reason)

@@ -1,0 +1,22 @@
+"""DVC stage `evaluate`: test one run at its best-validation and its last epoch."""
+
+from m2m_pipeline.evaluation import results_table
+from m2m_pipeline.pipeline import run_evaluate
+
+from _common import run_stage
+
+
+def add_args(p):
+    p.add_argument("--prepared", required=True)
+    p.add_argument("--run", required=True, help="run folder")
+    p.add_argument("--method", required=True)
+    p.add_argument("--out", required=True, help="metrics JSON")
+
+
+def work(args, params):
+    print(results_table([run_evaluate(args.prepared, args.run, method=args.method, out=args.out,
+                                      seed=params["seed"])]))
+
+
+if __name__ == "__main__":
+    run_stage(__doc__, add_args, work)
