@@ -214,6 +214,20 @@ def pool_info(path: Path = typer.Argument(..., help="a pool folder, e.g. pools/d
                                              "params", "package_version") if k in a}, indent=1))
 
 
+@pool_app.command("show")
+def pool_show(path: Path = typer.Argument(..., help="a pool folder, e.g. pools/digits/M2m/epoch_40"),
+              out: Path = typer.Option(Path("plots/pool.png"), help="PNG to write"),
+              dataset: Optional[str] = DatasetOpt,
+              examples: int = typer.Option(8, help="accepted image examples to draw"),
+              params_path: Path = ParamsOpt) -> None:
+    """Draw a pool: outcome per target class, g's confidence, and accepted x0 / x* pairs."""
+    from .figures import plot_pool
+    from .pipeline import load_prepared
+
+    params, name = _ctx(params_path, dataset)
+    typer.echo(plot_pool(path, load_prepared(_paths(name)["prepared"]), out, n_examples=examples))
+
+
 @app.command()
 def version() -> None:
     """Print the package version."""
