@@ -31,6 +31,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+import yaml
 
 from m2m_pipeline.config import fit_options, load_params, m2m_config, prepare_options, preset_for
 from m2m_pipeline.datasets import create_dataset, dataset_preset
@@ -55,6 +56,16 @@ def machine() -> str:
     return f"{os.cpu_count()}-core CPU ({cpu}), {gpu}, torch {torch.__version__}"
 
 
+def parse_overrides(flag: str, items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise M2mError(f"{flag} takes KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", required=True, help="a registry name (reuters, twitter, text:<dir>, ...)")
@@ -70,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch CPU threads (default 1: fastest for the small MLPs, and robust when other "
                         "processes share the cores)")
     p.add_argument("--keep-pools", action="store_true", help="keep M2m's pools (about 20 MB an epoch on Reuters)")
+    p.add_argument("--m2m", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override m2m parameters for this run only (e.g. gamma_on=loss seed_scope=dataset); "
+                        "for diagnostics: the chosen values live in params.yaml")
+    p.add_argument("--fit", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override train_f options for this run only (e.g. weight_reduction=normalized)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -81,8 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         data = create_dataset(args.dataset, data_root=args.data_root or params.get("data_root"),
                               **prepare_options(params, args.dataset))
         preset = preset_for(params, args.dataset)
+        overrides = parse_overrides("--m2m", args.m2m)
+        fit_overrides = parse_overrides("--fit", args.fit)
+        if fit_overrides:
+            params = {**params, "train_f": {**(params.get("train_f") or {}), **fit_overrides}}
         options = fit_options(params)
-        m2m = m2m_config(params, args.dataset)
+        m2m = m2m_config(params, args.dataset, **overrides)
         m2m.translator(data.input_range)  # bad m2m parameters fail here
         for m in methods:  # every bad-input error before any training
             check_method(m, preset, class_counts=data.class_counts, input_shape=data.input_shape, options=options)
@@ -133,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = {"dataset": args.dataset, "dataset_fingerprint": data.fingerprint, "paper_column": paper_key(args.dataset, rho),
                 "seeds": args.seeds, "methods": methods, "which": args.which, "preset": preset.to_dict(),
                 "m2m": asdict(m2m), "fit_options": asdict(options), "g_seed_base": g_base, "setup_seconds": setup,
-                "wall_seconds": wall, "date": str(date.today()), "machine": machine(), "torch_threads": args.threads,
+                "m2m_overrides": overrides, "fit_overrides": fit_overrides, "wall_seconds": wall, "date": str(date.today()), "machine": machine(), "torch_threads": args.threads,
                 "command": command}
         out.with_name(out.stem + ".runs.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
         table, _ = build_report(grouped, dataset=args.dataset, rho=rho, which=args.which)
@@ -144,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             f"- machine: {meta['machine']}; torch threads: {args.threads}",
             f"- date: {meta['date']}; wall time: {wall:.0f} s for {len(args.seeds)} seed(s) x {len(methods)} method(s)",
             f"- preset: {json.dumps(preset.to_dict())}",
-            f"- m2m: {json.dumps(asdict(m2m))}",
+            f"- m2m: {json.dumps(asdict(m2m))}" + (f" (overrides: {json.dumps(overrides)})" if overrides else ""),
+            f"- train_f options: {json.dumps(asdict(options))}",
             "", table, "", "At the last epoch instead:", "", table_last])
         if args.markdown:
             Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ def _ctx(params_path: Path, dataset: Optional[str]) -> tuple[dict[str, Any], str
 
 
 def _paths(dataset: str) -> dict[str, Path]:
-    from .pipeline import dataset_slug
+    from .datasets import dataset_slug
 
     slug = dataset_slug(dataset)
     return {"prepared": Path("data/prepared") / slug, "runs": Path("runs") / slug, "pools": Path("pools") / slug,
@@ -179,6 +179,22 @@ def table(dataset: Optional[str] = DatasetOpt,
     typer.echo(f"{name}: test metrics (%) at the epoch of best validation bACC\n" if which == "best_val"
                else f"{name}: test metrics (%) at the last epoch\n")
     typer.echo(results_table(results, which=which))
+
+
+@app.command()
+def report(dataset: Optional[str] = DatasetOpt,
+           metrics: Path = typer.Option(Path("metrics"), help="folder holding <dataset>/*.json"),
+           out: Optional[Path] = typer.Option(None, help="folder for report.md and report.csv (default reports/<dataset>)"),
+           which: str = typer.Option("best_val", help="best_val (authors' selection) or last"),
+           params_path: Path = ParamsOpt) -> None:
+    """Every evaluated run of a dataset in one table: mean ± std over seeds, the paper's numbers beside."""
+    from .config import prepare_options
+    from .datasets import dataset_slug
+    from .report import report as build
+
+    params, name = _ctx(params_path, dataset)
+    typer.echo(build(name, metrics, out or Path("reports") / dataset_slug(name),
+                     rho=prepare_options(params, name).get("rho"), which=which))
 
 
 @data_app.command("list")

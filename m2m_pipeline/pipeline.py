@@ -7,11 +7,10 @@ them reads params.yaml (that is the callers' business).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
-from .datasets import PreparedData, create_dataset
+from .datasets import PreparedData, create_dataset, dataset_slug
 from .evaluation import evaluate_run
 from .plan import make_plan
 from .pools import PoolSummary, TranslationConfig, generate_pool
@@ -19,11 +18,6 @@ from .store import prepared_fingerprint, read_prepared, write_prepared
 from .training import (FitOptions, FitResult, Preset, load_checkpoint, model_from_checkpoint, pretrain_g,
                        train_f, warm_f, write_history)
 from .utils import M2mError, default_device, set_torch_threads
-
-
-def dataset_slug(name: str) -> str:
-    """A folder name for a dataset name (``text:/a/b`` -> ``text_a_b``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
 
 
 def prepare(dataset: str, out: str | Path, *, data_root: str | Path | None = None,

@@ -39,6 +39,7 @@ class TranslationConfig:
     noise_radius: float = 0.1
     batch_size: int = 256
     rows_per_shard: int = 1024
+    max_non_finite: float = 0.0   # share of attempts allowed to come out non-finite before the pool is refused
 
     def __post_init__(self) -> None:
         if self.seed_scope not in SEED_SCOPES:
@@ -194,8 +195,9 @@ def generate_pool(*, g: nn.Module, f: nn.Module, data: PreparedData, plan: Epoch
     """Translate every attempt slot of ``plan`` with g and the f snapshot, and write the pool.
 
     One shard per translation task of ``cfg.rows_per_shard`` rows. ``progress`` is called with the
-    number of rows done after each task. Non-finite results are recorded (reason ``non_finite``)
-    and never accepted; they are counted in the summary.
+    number of rows done after each task. Non-finite results are never accepted (reason
+    ``non_finite``); when their share exceeds ``cfg.max_non_finite`` (default 0) the pool is not
+    written and M2mError names it.
     """
     translator = cfg.translator(data.input_range)
     draws = draw_slots(data, plan, cfg, seed)
@@ -212,6 +214,11 @@ def generate_pool(*, g: nn.Module, f: nn.Module, data: PreparedData, plan: Epoch
                 counts[REASON_NAMES[int(code)]] += int(c)
             if progress is not None:
                 progress(len(rows["slot"]))
+        if n and counts["non_finite"] > cfg.max_non_finite * n:
+            # Leaving the writer with an error removes the half-built pool.
+            raise M2mError(f"translation for pool {out} produced non-finite values in {counts['non_finite']} of "
+                           f"{n} attempts; g or f gives NaN/inf (check the checkpoints) or step_size is too "
+                           f"large (m2m.max_non_finite tolerates a share)")
         attrs = {
             "dataset": data.name,
             "dataset_fingerprint": data.fingerprint,

@@ -29,6 +29,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from .training.methods import list_methods
+from .datasets import dataset_slug
 from .utils import M2mError
 
 # -- the paper's numbers ---------------------------------------------------------------------------
@@ -156,6 +157,8 @@ def load_metrics_dir(folder: str | Path, dataset: str | None = None) -> dict[str
         grouped.setdefault(method, []).append({**result, "method": method, "seed": seed})
     if not grouped:
         raise M2mError(f"metrics folder {folder} holds no *.json files")
+    for runs in grouped.values():
+        runs.sort(key=lambda r: (r["seed"] is None, r["seed"] or 0))
     return grouped
 
 
@@ -263,8 +266,6 @@ def report(dataset: str, metrics_dir: str | Path, out_dir: str | Path, *, rho: f
            which: str = "best_val") -> str:
     """Collect ``metrics_dir/<dataset slug>/*.json`` into ``out_dir/report.md`` and
     ``out_dir/report.csv``; returns the markdown. ``rho`` picks the paper's CIFAR-LT column."""
-    from .pipeline import dataset_slug
-
     folder = Path(metrics_dir) / dataset_slug(dataset)
     grouped = load_metrics_dir(folder, dataset)
     markdown, table_csv = build_report(grouped, dataset=dataset, rho=rho, which=which)

@@ -18,7 +18,7 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("cmd", [[], ["prepare"], ["pretrain-g"], ["train-f"], ["generate"], ["evaluate"],
-                                 ["data", "info"], ["pool", "info"], ["table"]])
+                                 ["data", "info"], ["pool", "info"], ["pool", "show"], ["table"]])
 def test_every_command_has_help(cmd):
     res = runner.invoke(app, [*cmd, "--help"])
     assert res.exit_code == 0 and "Usage" in res.output
@@ -57,6 +57,9 @@ def test_generate_writes_a_pool_that_reads_back(tmp_path, trained):
     assert pool.attrs["epoch"] == 2 and pool.attrs["summary"]["n_attempts"] == len(pool)
     info = _cli(["pool", "info", str(out)], tmp_path)
     assert info.returncode == 0 and '"n_accepted"' in info.stdout
+    shown = _cli(["pool", "show", str(out), "--out", str(tmp_path / "pool.png")], tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert (tmp_path / "pool.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a missing checkpoint is a one-line error naming the file
     bad = _cli(["generate", "--g", str(tmp_path / "missing.pt"), "--f", str(trained / "warm" / "last.pt"),
                 "--out", str(tmp_path / "p2")], tmp_path)

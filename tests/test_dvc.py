@@ -41,6 +41,8 @@ def test_repro_twice_is_a_no_op(tmp_path):
         metrics = json.loads((tmp_path / "metrics" / "digits" / f"{method}.json").read_text())
         assert 0 <= metrics["best_val"]["test"]["bacc"] <= 100
     assert (tmp_path / "pools" / "digits" / "M2m" / "epoch_1" / "zarr.json").exists()
+    report = (tmp_path / "reports" / "digits" / "report.md").read_text()
+    assert all(f"| {m} |" in report for m in ("ERM", "DRS", "M2m"))
     second = _dvc(["repro"], tmp_path)
     assert second.returncode == 0
     assert "Running stage" not in second.stdout

@@ -60,6 +60,13 @@ def test_weighted_ce_is_plain_mean_of_weighted_terms():
     loss = WeightedCE(torch.tensor([0.5, 1.5]))(logits, target)
     assert float(loss) == pytest.approx(0.5 * math.log(2))  # PyTorch's weighted mean would give ln 2
     assert float(WeightedCE()(logits, target)) == pytest.approx(math.log(2))
+    # PyTorch's weighted mean (Cao et al.'s reduction), selectable: sum w l / sum w
+    assert float(WeightedCE(torch.tensor([0.5, 1.5]), "normalized")(logits, target)) == pytest.approx(math.log(2))
+    mixed = WeightedCE(torch.tensor([0.5, 1.5]), "normalized")(torch.tensor([[0.0, 0.0], [0.0, math.log(3.0)]]),
+                                                                torch.tensor([0, 1]))
+    assert float(mixed) == pytest.approx((0.5 * math.log(2) + 1.5 * math.log(4 / 3)) / 2.0)
+    with pytest.raises(M2mError, match="unknown weight reduction 'sum'"):
+        WeightedCE(None, "sum")
     crit = make_criterion("ce", np.array([3, 1]), class_weights("inverse", np.array([3, 1])))
     # weights 2 * [1/3, 1] / (4/3) = [0.5, 1.5]
     assert float(crit(logits, torch.tensor([1, 1]))) == pytest.approx(1.5 * math.log(2))
@@ -248,6 +255,8 @@ def test_bad_method_parameters():
         check_method("Focal", TINY, options=FitOptions(focal_gamma=-0.5))
     with pytest.raises(M2mError, match="0 < cb_beta < 1"):
         check_method("DRW", TINY, options=FitOptions(cb_beta=1.0))
+    with pytest.raises(M2mError, match="weight_reduction must be 'mean' or 'normalized'"):
+        check_method("RW", TINY, options=FitOptions(weight_reduction="sum"))
     with pytest.raises(M2mError, match="ldam_max_margin > 0"):
         check_method("LDAM", TINY, options=FitOptions(ldam_max_margin=0.0))
 

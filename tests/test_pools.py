@@ -152,3 +152,19 @@ def test_incomplete_pool_is_refused_and_nothing_left_on_error(tmp_path):
     (tmp_path / "junk").mkdir()
     with pytest.raises(M2mError, match="not a readable zarr group|incomplete"):
         open_pool(tmp_path / "junk")
+
+
+def test_non_finite_translation_is_an_error_and_leaves_no_pool(tmp_path, trained, digits, tiny_m2m):
+    from dataclasses import replace
+
+    g, f = _models(trained, digits)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(M2mError, match="non-finite values in"):
+        generate_pool(g=g, f=f, data=digits, plan=_plan(digits), cfg=tiny_m2m, seed=0, out=tmp_path / "p")
+    assert not (tmp_path / "p").exists() and list(tmp_path.iterdir()) == []
+    s = generate_pool(g=g, f=f, data=digits, plan=_plan(digits), cfg=replace(tiny_m2m, max_non_finite=1.0),
+                      seed=0, out=tmp_path / "q")
+    rows = open_pool(s.path).rows(("accepted", "reason"))
+    assert not rows["accepted"].any() and s.reasons["non_finite"] > 0

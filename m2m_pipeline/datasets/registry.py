@@ -7,6 +7,7 @@ A recipe is a function ``build(data_root, **options) -> PreparedData``. Names ar
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -90,3 +91,8 @@ def create_dataset(name: str, *, data_root: str | Path | None = None, **options:
     data = entry.build(root, **options) if entry.needs_root else entry.build(**options)
     data.validate()
     return data
+
+
+def dataset_slug(name: str) -> str:
+    """A folder name for a dataset name (``text:/a/b`` -> ``text_a_b``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")

@@ -34,6 +34,7 @@ class FitOptions:
     ldam_s: float = 30.0
     smote_k_neighbors: int = 5
     smote_max_bytes: int | None = None   # SMOTE output limit; None = half the memory available
+    weight_reduction: str = "mean"       # class-weighted loss: "mean" (release) | "normalized" (losses.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -174,7 +175,8 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
         weight = class_weights(method.weighting_at(epoch, preset.deferred_epoch), data.class_counts,
                                beta=options.cb_beta)
         criterion = make_criterion(method.loss, data.class_counts, weight, focal_gamma=options.focal_gamma,
-                                   ldam_max_margin=options.ldam_max_margin, ldam_s=options.ldam_s).to(device)
+                                   ldam_max_margin=options.ldam_max_margin, ldam_s=options.ldam_s,
+                                   reduction=options.weight_reduction).to(device)
         model.train()
         total_loss, n_seen = 0.0, 0
         for b in range(plan.n_batches):

@@ -1,9 +1,14 @@
 """Losses and class weights of the compared training schemes (Sec. 3.1 (a)-(i)).
 
-Reduction: a weighted loss is the plain batch mean of ``w_{y_i} * l_i`` (the authors' release
-computes the per-sample loss with ``reduction='none'`` and takes ``.mean()``), not PyTorch's
-weighted mean, which divides by ``sum_i w_{y_i}`` and would make the weights' normalisation to
-sum K (Sec. 3.1 (d), (e); Cao et al.'s DRW) meaningless. Every loss here follows that rule.
+Reduction of a class-weighted loss over a batch (``reduction``):
+
+- ``"mean"`` (default): the plain batch mean of ``w_{y_i} * l_i``. The authors' release computes
+  the per-sample loss with ``reduction='none'`` and takes ``.mean()``; with it the weights'
+  normalisation to sum K (Sec. 3.1 (d), (e)) sets the scale of the loss.
+- ``"normalized"``: ``sum_i w_{y_i} l_i / sum_i w_{y_i}``, PyTorch's weighted mean, which Cao et
+  al.'s LDAM-DRW code uses; invariant to the weights' scale.
+
+Without weights both are the plain mean.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from ..utils import M2mError
 
 WEIGHTINGS = ("none", "inverse", "effective")
 LOSSES = ("ce", "focal", "ldam")
+REDUCTIONS = ("mean", "normalized")
 
 
 def class_weights(kind: str, class_counts: np.ndarray, *, beta: float = 0.9999) -> torch.Tensor | None:
@@ -52,30 +58,42 @@ def ldam_margins(class_counts: np.ndarray, max_margin: float = 0.5) -> torch.Ten
     return torch.tensor(m * (max_margin / m.max()), dtype=torch.float32)
 
 
-def _weighted_mean(per_sample: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    """mean_i w_{y_i} * l_i (the module docstring's reduction); plain mean without weights."""
+def _reduce(per_sample: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
+            reduction: str = "mean") -> torch.Tensor:
+    """The module docstring's reductions; the plain mean without weights."""
     if weight is None:
         return per_sample.mean()
-    return (weight[target] * per_sample).mean()
+    w = weight[target]
+    if reduction == "normalized":
+        return (w * per_sample).sum() / w.sum()
+    return (w * per_sample).mean()
+
+
+def _check_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise M2mError(f"unknown weight reduction {reduction!r}; known: {REDUCTIONS}")
+    return reduction
 
 
 class WeightedCE(nn.Module):
     """Cross entropy, optionally class-weighted: mean_i w_{y_i} * CE(z_i, y_i) (ERM, RW, CB-RW, DRW)."""
 
-    def __init__(self, weight: torch.Tensor | None = None):
+    def __init__(self, weight: torch.Tensor | None = None, reduction: str = "mean"):
         super().__init__()
+        self.reduction = _check_reduction(reduction)
         self.register_buffer("weight", weight if weight is not None else None, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _weighted_mean(F.cross_entropy(logits, target, reduction="none"), target, self.weight)
+        return _reduce(F.cross_entropy(logits, target, reduction="none"), target, self.weight, self.reduction)
 
 
 class FocalLoss(nn.Module):
     """Focal loss (Lin et al.; Sec. 3.1 (h)): mean_i w_{y_i} (1 - p_i)^gamma * CE_i, with p_i the
     softmax probability of the true class (unweighted). gamma = 0 is cross entropy."""
 
-    def __init__(self, gamma: float = 1.0, weight: torch.Tensor | None = None):
+    def __init__(self, gamma: float = 1.0, weight: torch.Tensor | None = None, reduction: str = "mean"):
         super().__init__()
+        self.reduction = _check_reduction(reduction)
         if gamma < 0:
             raise M2mError(f"focal gamma must be >= 0, got {gamma}")
         self.gamma = gamma
@@ -84,7 +102,7 @@ class FocalLoss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         ce = F.cross_entropy(logits, target, reduction="none")
         p = torch.exp(-ce)
-        return _weighted_mean((1.0 - p) ** self.gamma * ce, target, self.weight)
+        return _reduce((1.0 - p) ** self.gamma * ce, target, self.weight, self.reduction)
 
 
 class LDAMLoss(nn.Module):
@@ -94,23 +112,27 @@ class LDAMLoss(nn.Module):
     last layer, so the logits z are cosines in [-1, 1]."""
 
     def __init__(self, class_counts: np.ndarray, *, max_margin: float = 0.5, s: float = 30.0,
-                 weight: torch.Tensor | None = None):
+                 weight: torch.Tensor | None = None, reduction: str = "mean"):
         super().__init__()
+        self.reduction = _check_reduction(reduction)
         self.s = s
         self.register_buffer("margins", ldam_margins(class_counts, max_margin), persistent=False)
         self.register_buffer("weight", weight if weight is not None else None, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         shifted = logits - F.one_hot(target, logits.shape[1]).to(logits.dtype) * self.margins[target][:, None]
-        return _weighted_mean(F.cross_entropy(self.s * shifted, target, reduction="none"), target, self.weight)
+        return _reduce(F.cross_entropy(self.s * shifted, target, reduction="none"), target, self.weight,
+                       self.reduction)
 
 
 def make_criterion(loss: str, class_counts: np.ndarray, weight: torch.Tensor | None, *,
-                   focal_gamma: float = 1.0, ldam_max_margin: float = 0.5, ldam_s: float = 30.0) -> nn.Module:
+                   focal_gamma: float = 1.0, ldam_max_margin: float = 0.5, ldam_s: float = 30.0,
+                   reduction: str = "mean") -> nn.Module:
+    """The criterion of a method's loss with class weights ``weight`` (None = unweighted)."""
     if loss == "ce":
-        return WeightedCE(weight)
+        return WeightedCE(weight, reduction)
     if loss == "focal":
-        return FocalLoss(focal_gamma, weight)
+        return FocalLoss(focal_gamma, weight, reduction)
     if loss == "ldam":
-        return LDAMLoss(class_counts, max_margin=ldam_max_margin, s=ldam_s, weight=weight)
+        return LDAMLoss(class_counts, max_margin=ldam_max_margin, s=ldam_s, weight=weight, reduction=reduction)
     raise M2mError(f"unknown loss {loss!r}; known: {LOSSES}")

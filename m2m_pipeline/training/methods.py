@@ -129,7 +129,8 @@ def check_method(method: str | MethodSpec, preset: Any, *, class_counts: np.ndar
 
     Returns the spec; raises a one-line M2mError for: an unknown method; a deferred method whose
     deferred epoch leaves no epoch to train (``deferred_epoch >= epochs``) or no warm-up epoch
-    (``deferred_epoch == 0``: its warm checkpoint would hold no training); Focal with gamma < 0;
+    (``deferred_epoch == 0``: its warm checkpoint would hold no training); an unknown
+    ``weight_reduction``; Focal with gamma < 0;
     effective-number weights with beta outside (0, 1); LDAM with a non-positive margin or scale;
     SMOTE with a class of fewer than 2 samples, ``smote_k_neighbors < 1``, or an output
     (:func:`smote_bytes`) larger than ``memory_limit`` bytes (default ``options.smote_max_bytes``,
@@ -148,6 +149,9 @@ def check_method(method: str | MethodSpec, preset: Any, *, class_counts: np.ndar
                            f"no warm-up epoch to train; set deferred_epoch >= 1")
     focal_gamma = getattr(options, "focal_gamma", 1.0)
     cb_beta = getattr(options, "cb_beta", 0.9999)
+    reduction = getattr(options, "weight_reduction", "mean")
+    if reduction not in ("mean", "normalized"):
+        raise M2mError(f"{name}: weight_reduction must be 'mean' or 'normalized', got {reduction!r}")
     if spec.loss == "focal" and not focal_gamma >= 0:
         raise M2mError(f"{name}: focal_gamma must be >= 0, got {focal_gamma}")
     if "effective" in (spec.weighting, spec.deferred_weighting) and not 0.0 < cb_beta < 1.0:
