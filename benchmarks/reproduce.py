@@ -34,9 +34,9 @@ import torch
 import yaml
 
 from m2m_pipeline.config import fit_options, load_params, m2m_config, prepare_options, preset_for
-from m2m_pipeline.datasets import create_dataset, dataset_preset
+from m2m_pipeline.datasets import create_dataset
 from m2m_pipeline.experiment import run_method, train_seed_models, warm_losses_for
-from m2m_pipeline.pipeline import dataset_slug
+from m2m_pipeline.datasets import dataset_slug
 from m2m_pipeline.report import build_report, paper_key, summarize
 from m2m_pipeline.training import get_method, list_methods
 from m2m_pipeline.training.methods import check_method

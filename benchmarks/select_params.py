@@ -23,7 +23,7 @@ import torch
 
 from m2m_pipeline.config import fit_options, load_params, m2m_config, prepare_options, preset_for
 from m2m_pipeline.datasets import create_dataset, dataset_preset
-from m2m_pipeline.pipeline import dataset_slug
+from m2m_pipeline.datasets import dataset_slug
 from m2m_pipeline.selection import select_m2m_params, write_preset_m2m
 from m2m_pipeline.utils import M2mError
 

@@ -166,7 +166,7 @@ def evaluate(dataset: Optional[str] = DatasetOpt, method: str = typer.Option(...
 
 @app.command()
 def table(dataset: Optional[str] = DatasetOpt,
-          which: str = typer.Option("best_val", help="best_val (authors' selection) or last"),
+          which: str = typer.Option("both", help="best_val (authors' selection), last, or both"),
           params_path: Path = ParamsOpt) -> None:
     """Print the evaluation table of every run evaluated so far (metrics/<dataset>/*.json)."""
     from .evaluation import load_results, results_table
@@ -175,10 +175,14 @@ def table(dataset: Optional[str] = DatasetOpt,
     files = sorted(_paths(name)["metrics"].glob("*.json"))
     if not files:
         raise M2mError(f"no metrics under {_paths(name)['metrics']}; run dvc repro or m2m-pipeline evaluate")
+    if which not in ("best_val", "last", "both"):
+        raise M2mError(f"--which must be best_val, last or both, got {which!r}")
     results = load_results(files)
-    typer.echo(f"{name}: test metrics (%) at the epoch of best validation bACC\n" if which == "best_val"
-               else f"{name}: test metrics (%) at the last epoch\n")
-    typer.echo(results_table(results, which=which))
+    titles = {"best_val": "at the epoch of best validation bACC (the authors' selection rule)",
+              "last": "at the last epoch"}
+    for w in ("best_val", "last") if which == "both" else (which,):
+        typer.echo(f"\n{name}: test metrics (%) {titles[w]}\n")
+        typer.echo(results_table(results, which=w))
 
 
 @app.command()

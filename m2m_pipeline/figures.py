@@ -29,8 +29,8 @@ def plot_pool(pool_path: str | Path, data: PreparedData, out: str | Path, *, n_e
     k = data.num_classes
     is_image = data.input_kind == "image" and len(data.input_shape) == 3
     n_show = min(n_examples, int(rows["accepted"].sum())) if is_image else 0
-    fig = plt.figure(figsize=(12, 4 + (2.2 if n_show else 0)), constrained_layout=True)
-    grid = fig.add_gridspec(2 if n_show else 1, max(2, n_show), height_ratios=[2, 1] if n_show else [1])
+    fig = plt.figure(figsize=(12, 4 + (4.5 if n_show else 0)), constrained_layout=True)
+    grid = fig.add_gridspec(2 if n_show else 1, max(2, n_show), height_ratios=[2, 2.2] if n_show else [1])
 
     ax = fig.add_subplot(grid[0, : max(1, grid.ncols // 2)])
     bottom = np.zeros(k)
@@ -64,20 +64,21 @@ def plot_pool(pool_path: str | Path, data: PreparedData, out: str | Path, *, n_e
         idx = np.flatnonzero(rows["accepted"])[:n_show]
         x_star = pool.array("x", idx)
         x0 = seed_inputs(data, rows["seed_index"][idx], rows["seed_aug"][idx]).numpy()
-        sub = grid[1, :].subgridspec(1, n_show)
+        # one column per example: x0 over x* over |x* - x0| (rescaled to its own maximum)
+        sub = grid[1, :].subgridspec(3, n_show, hspace=0.05, wspace=0.05)
         for j, i in enumerate(idx):
-            cell = sub[0, j].subgridspec(1, 3, wspace=0.05)
             diff = np.abs(x_star[j] - x0[j])
-            for c, (img, label) in enumerate(((x0[j], "x0"), (x_star[j], "x*"), (diff / max(diff.max(), 1e-8), "|diff|"))):
-                axi = fig.add_subplot(cell[0, c])
+            for r, (img, label) in enumerate(((x0[j], "x0"), (x_star[j], "x*"), (diff / max(diff.max(), 1e-8), "|x*-x0|"))):
+                axi = fig.add_subplot(sub[r, j])
                 axi.imshow(np.transpose(img, (1, 2, 0)).squeeze(), cmap="gray" if img.shape[0] == 1 else None,
                            vmin=0, vmax=1)
                 axi.set_xticks([])
                 axi.set_yticks([])
-                if c == 1:
-                    axi.set_title(f"{data.class_names[rows['seed_class'][i]]}->{data.class_names[rows['target'][i]]}\n"
-                                  f"p={rows['prob_g'][i]:.2f}", fontsize=7)
-                axi.set_xlabel(label, fontsize=6)
+                if r == 0:
+                    axi.set_title(f"{data.class_names[rows['seed_class'][i]]} -> {data.class_names[rows['target'][i]]}"
+                                  f"\np = {rows['prob_g'][i]:.2f}", fontsize=8)
+                if j == 0:
+                    axi.set_ylabel(label, fontsize=8)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

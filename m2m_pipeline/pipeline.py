@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .datasets import PreparedData, create_dataset, dataset_slug
+from .datasets import PreparedData, create_dataset
 from .evaluation import evaluate_run
 from .plan import make_plan
 from .pools import PoolSummary, TranslationConfig, generate_pool

@@ -803,3 +803,19 @@ def test_real_cifar10_lt():
     assert len(data.test) == 9000 and len(data.val) == 1000
     assert np.bincount(data.val.y).tolist() == [100] * 10
     assert data.train.x.shape[1:] == (3, 32, 32) and data.train.x.dtype == np.uint8
+
+
+def test_cifar_download_on_a_missing_root_reaches_the_downloader(tmp_path, monkeypatch):
+    """download=True must not stop at "data root does not exist": the downloader creates it."""
+    import torchvision.datasets
+
+    calls = []
+
+    def fake_cifar10(root, train, download):
+        calls.append(root)
+        raise OSError("no network here")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake_cifar10)
+    with pytest.raises(M2mError, match="downloading CIFAR-10 into .* failed: no network here"):
+        create_dataset("cifar10-lt", data_root=tmp_path / "new", download=True)
+    assert calls == [str(tmp_path / "new")]

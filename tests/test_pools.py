@@ -33,7 +33,7 @@ def test_plan_is_a_function_of_seed_and_epoch(digits):
 
 def test_attempt_probability_is_one_minus_ratio(digits):
     counts = digits.class_counts
-    rate, expected = [], []
+    rate = []
     for e in range(40):
         p = _plan(digits, epoch=e)
         y = digits.train.y[p.order]

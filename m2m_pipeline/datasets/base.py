@@ -125,6 +125,19 @@ class PreparedData:
 
 # -- recipe helpers shared by the loaders --------------------------------------------------------
 
+def read_text_file(path, layout: str, what: str = "") -> str:
+    """The UTF-8 text of ``path``; a missing or undecodable file raises M2mError naming the file and
+    the expected ``layout`` (``what`` prefixes the message, e.g. the dataset name)."""
+    prefix = f"{what}: " if what else ""
+    if not path.is_file():
+        raise M2mError(f"{prefix}missing file {path}; expected {layout}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise M2mError(f"{prefix}{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                       f"expected {layout}") from None
+
+
 def long_tail_counts(n_max: int, num_classes: int, rho: float) -> list[int]:
     """CIFAR-LT class sizes: N_k = N_1 * rho^(-(k-1)/(K-1)) for k = 1..K (Cao et al., used in Sec. 3.1)."""
     if rho < 1:

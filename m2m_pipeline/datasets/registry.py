@@ -80,7 +80,7 @@ def dataset_preset(name: str) -> str:
 def create_dataset(name: str, *, data_root: str | Path | None = None, **options: Any) -> PreparedData:
     """Run the recipe of ``name`` on its source files and return the validated result."""
     entry, root = resolve_dataset(name, data_root)
-    if entry.needs_root and not root.exists():
+    if entry.needs_root and not root.exists() and not options.get("download"):
         raise M2mError(f"dataset {name!r}: data root {root} does not exist; "
                        f"pass --data-root DIR (params: data_root) pointing at its files")
     params = inspect.signature(entry.build).parameters

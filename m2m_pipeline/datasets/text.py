@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..utils import M2mError
-from .base import PreparedData, Split, hold_out_fraction
+from .base import PreparedData, Split, hold_out_fraction, read_text_file
 from .registry import register_dataset
 
 # NLTK's English stop-word list (nltk.corpus.stopwords.words("english"), the 179-word version).
@@ -64,13 +64,7 @@ def tokenize(text: str) -> list[str]:
 def read_labelled_lines(path: Path, layout: str = TEXT_LAYOUT) -> tuple[list[str], list[str]]:
     """``(labels, texts)`` of a ``LABEL<TAB>text`` file. Blank lines are skipped; a line without a
     TAB (a truncated or malformed file) or with an empty label raises an M2mError naming the line."""
-    if not path.is_file():
-        raise M2mError(f"missing file {path}; expected {layout}")
-    try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise M2mError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                       f"expected {layout}") from None
+    content = read_text_file(path, layout)
     labels: list[str] = []
     texts: list[str] = []
     # split on "\n" only: str.splitlines() would also cut at \x0b, \x1c, \u2028 inside a text

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..utils import M2mError, sha256_file
-from .base import PreparedData, Split
+from .base import PreparedData, Split, read_text_file
 from .registry import register_dataset
 
 EMBED_DIM = 50
@@ -60,13 +60,7 @@ _projection_cache: np.ndarray | None = None
 def read_tagged_tokens(path: Path) -> list[tuple[str, str]]:
     """``(token, tag)`` pairs of a ``TOKEN<TAB>TAG`` file, in file order; blank lines separate
     tweets and are skipped. A non-blank line without a TAB or with an empty token/tag raises."""
-    if not path.is_file():
-        raise M2mError(f"twitter: missing file {path}; expected {TWEET_LAYOUT}")
-    try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise M2mError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                       f"expected {TWEET_LAYOUT}") from None
+    content = read_text_file(path, TWEET_LAYOUT, "twitter")
     pairs: list[tuple[str, str]] = []
     # split on "\n" only: str.splitlines() would also cut at \x0b, \x1c, \u2028 inside a text
     for lineno, line in enumerate(content.split("\n"), start=1):
