@@ -44,6 +44,8 @@ def _create(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: Any, *,
 def _open_complete(path: Path, what: str) -> zarr.Group:
     if not path.exists():
         raise M2mError(f"{what} {path} does not exist")
+    if not (path / "zarr.json").is_file():
+        raise M2mError(f"{path} is not a zarr v3 group (no zarr.json); expected a {what} folder")
     try:
         group = zarr.open_group(str(path), mode="r")
         attrs = dict(group.attrs)

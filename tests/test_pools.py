@@ -150,7 +150,10 @@ def test_incomplete_pool_is_refused_and_nothing_left_on_error(tmp_path):
     with pytest.raises(M2mError, match="does not exist"):
         open_pool(tmp_path / "p")
     (tmp_path / "junk").mkdir()
-    with pytest.raises(M2mError, match="not a readable zarr group|incomplete"):
+    with pytest.raises(M2mError, match="not a zarr v3 group"):
+        open_pool(tmp_path / "junk")
+    (tmp_path / "junk" / "zarr.json").write_text("{ truncated")
+    with pytest.raises(M2mError, match="not a readable zarr group"):
         open_pool(tmp_path / "junk")
 
 
