@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml
 
 run: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/m2m-pipeline table
+	@echo; PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/m2m-pipeline report --which best_val
+	@echo; PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/m2m-pipeline report --which last
 
 test: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
 
 clean:
-	rm -rf runs pools metrics plots data/prepared
+	rm -rf runs pools metrics plots reports data/prepared

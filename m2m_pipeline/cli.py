@@ -34,6 +34,19 @@ def _ctx(params_path: Path, dataset: Optional[str]) -> tuple[dict[str, Any], str
     return params, name
 
 
+def _seed(params: dict[str, Any], seed: Optional[int]) -> int:
+    """The seed given, else the first of params.yaml's ``seeds``."""
+    if seed is not None:
+        return seed
+    seeds = params.get("seeds") or [0]
+    return int(seeds[0])
+
+
+def _run(name: str, seed: int) -> str:
+    """Run folder name inside runs/<dataset>/ (the DVC DAG's layout): e.g. ``M2m-seed0``."""
+    return f"{name}-seed{seed}"
+
+
 def _paths(dataset: str) -> dict[str, Path]:
     from .datasets import dataset_slug
 
@@ -63,8 +76,9 @@ def prepare(dataset: Optional[str] = DatasetOpt,
 
 @app.command("pretrain-g")
 def pretrain_g_cmd(dataset: Optional[str] = DatasetOpt,
-                   seed: Optional[int] = typer.Option(None, help="g's seed (default params pretrain_g.seed)"),
-                   out: Optional[Path] = typer.Option(None, help="run folder (default runs/<dataset>/g)"),
+                   seed: Optional[int] = typer.Option(None, help="pipeline seed s; g trains with pretrain_g.seed + s "
+                                                      "(default: the first of params seeds)"),
+                   out: Optional[Path] = typer.Option(None, help="run folder (default runs/<dataset>/g-seed<s>)"),
                    params_path: Path = ParamsOpt) -> None:
     """Train g with plain ERM on the imbalanced training set (full schedule)."""
     from .config import preset_for
@@ -72,24 +86,25 @@ def pretrain_g_cmd(dataset: Optional[str] = DatasetOpt,
 
     params, name = _ctx(params_path, dataset)
     p = _paths(name)
-    res = run_pretrain_g(p["prepared"], preset_for(params, name),
-                         seed=seed if seed is not None else params["pretrain_g"]["seed"], out_dir=out or p["runs"] / "g")
+    s = _seed(params, seed)
+    res = run_pretrain_g(p["prepared"], preset_for(params, name), seed=params["pretrain_g"]["seed"] + s,
+                         out_dir=out or p["runs"] / _run("g", s))
     typer.echo(f"g: best val bACC {res.best_val_bacc:.1f} at epoch {res.best_epoch}; {res.last_path}")
 
 
 @app.command("warm-f")
 def warm_f_cmd(dataset: Optional[str] = DatasetOpt, seed: Optional[int] = typer.Option(None, help="f's seed"),
                loss: str = typer.Option("ce", help="ce (ERM) or ldam"),
-               out: Optional[Path] = typer.Option(None, help="run folder (default runs/<dataset>/warm)"),
+               out: Optional[Path] = typer.Option(None, help="run folder (default runs/<dataset>/warm-<loss>-seed<s>)"),
                params_path: Path = ParamsOpt) -> None:
     """Train f with ERM up to the preset's deferred epoch (the start of every deferred method)."""
     from .config import preset_for
     from .pipeline import run_warm_f
 
     params, name = _ctx(params_path, dataset)
-    default = _paths(name)["runs"] / ("warm" if loss == "ce" else f"warm-{loss}")
-    res = run_warm_f(_paths(name)["prepared"], preset_for(params, name),
-                     seed=seed if seed is not None else params["seed"], out_dir=out or default, loss=loss)
+    s = _seed(params, seed)
+    res = run_warm_f(_paths(name)["prepared"], preset_for(params, name), seed=s,
+                     out_dir=out or _paths(name)["runs"] / _run(f"warm-{loss}", s), loss=loss)
     typer.echo(f"warm f ({loss}): {res.last_path}")
 
 
@@ -97,11 +112,11 @@ def warm_f_cmd(dataset: Optional[str] = DatasetOpt, seed: Optional[int] = typer.
 def train_f_cmd(dataset: Optional[str] = DatasetOpt,
                 method: str = typer.Option("M2m", help="ERM, RS, SMOTE, RW, CB-RW, DRS, DRW, Focal, LDAM, "
                                            "LDAM-DRW, M2m, LDAM-M2m"),
-                seed: Optional[int] = typer.Option(None, help="f's seed (default params seed)"),
-                out: Optional[Path] = typer.Option(None, help="run folder (default runs/<dataset>/<method>)"),
+                seed: Optional[int] = typer.Option(None, help="f's seed (default: the first of params seeds)"),
+                out: Optional[Path] = typer.Option(None, help="run folder (default runs/<dataset>/<method>-seed<s>)"),
                 params_path: Path = ParamsOpt) -> None:
     """Train f with one method to the end of the schedule; translating methods write their pools
-    to pools/<dataset>/<method>/epoch_<e>."""
+    to pools/<dataset>/<method>-seed<s>/epoch_<e>."""
     from .config import fit_options, m2m_config, preset_for
     from .pipeline import run_train_f
     from .training import get_method
@@ -109,21 +124,22 @@ def train_f_cmd(dataset: Optional[str] = DatasetOpt,
     params, name = _ctx(params_path, dataset)
     spec = get_method(method)
     p = _paths(name)
-    warm = p["runs"] / ("warm-ldam" if spec.warm == "ldam" else "warm")
-    res = run_train_f(p["prepared"], preset_for(params, name), method=method,
-                      seed=seed if seed is not None else params["seed"], out_dir=out or p["runs"] / method,
-                      warm_dir=warm, g_path=p["runs"] / "g" / "last.pt", m2m=m2m_config(params, name),
-                      pools_dir=p["pools"] / method, options=fit_options(params))
+    s = _seed(params, seed)
+    res = run_train_f(p["prepared"], preset_for(params, name), method=method, seed=s,
+                      out_dir=out or p["runs"] / _run(method, s),
+                      warm_dir=p["runs"] / _run(f"warm-{spec.warm or 'ce'}", s),
+                      g_path=p["runs"] / _run("g", s) / "last.pt", m2m=m2m_config(params, name),
+                      pools_dir=p["pools"] / _run(method, s), options=fit_options(params))
     typer.echo(f"{method}: best val bACC {res.best_val_bacc:.1f} at epoch {res.best_epoch}; {res.last_path}")
 
 
 @app.command()
 def generate(dataset: Optional[str] = DatasetOpt,
-             g: Optional[Path] = typer.Option(None, "--g", help="g checkpoint (default runs/<dataset>/g/last.pt)"),
-             f: Optional[Path] = typer.Option(None, "--f", help="f checkpoint (default runs/<dataset>/warm/last.pt)"),
+             g: Optional[Path] = typer.Option(None, "--g", help="g checkpoint (default runs/<dataset>/g-seed<s>/last.pt)"),
+             f: Optional[Path] = typer.Option(None, "--f", help="f checkpoint (default runs/<dataset>/warm-ce-seed<s>/last.pt)"),
              epoch: Optional[int] = typer.Option(None, help="epoch whose plan to translate (default: f's epoch)"),
              out: Optional[Path] = typer.Option(None, help="pool folder (default pools/<dataset>/generate/epoch_<e>)"),
-             seed: Optional[int] = typer.Option(None, help="seed of the plan and draws (default params seed)"),
+             seed: Optional[int] = typer.Option(None, help="seed of the plan and draws (default: the first of params seeds)"),
              batch_size: Optional[int] = typer.Option(None, help="translation batch size (default params m2m)"),
              params_path: Path = ParamsOpt) -> None:
     """Translate one epoch's pool on its own, from a g and an f checkpoint."""
@@ -135,23 +151,24 @@ def generate(dataset: Optional[str] = DatasetOpt,
 
     params, name = _ctx(params_path, dataset)
     p = _paths(name)
-    f = f or p["runs"] / "warm" / "last.pt"
+    seed = _seed(params, seed)
+    f = f or p["runs"] / _run("warm-ce", seed) / "last.pt"
     if epoch is None:
         epoch = int(load_checkpoint(f)["epoch"])
     out = out or p["pools"] / "generate" / f"epoch_{epoch}"
     with tqdm(desc=f"translate epoch {epoch}", unit="row", dynamic_ncols=True) as bar:
-        s = run_generate(p["prepared"], preset_for(params, name), g_path=g or p["runs"] / "g" / "last.pt",
-                         f_path=f, cfg=m2m_config(params, name, batch_size=batch_size),
-                         seed=seed if seed is not None else params["seed"], out=out, epoch=epoch,
-                         progress=bar.update)
+        s = run_generate(p["prepared"], preset_for(params, name), g_path=g or p["runs"] / _run("g", seed) / "last.pt",
+                         f_path=f, cfg=m2m_config(params, name, batch_size=batch_size), seed=seed, out=out,
+                         epoch=epoch, progress=bar.update)
     typer.echo(f"pool {s.path}: {s.n_slots} slots, {s.n_attempts} attempts, {s.n_accepted} accepted "
                f"({100 * s.accept_rate:.1f}%); reasons {s.reasons}")
 
 
 @app.command()
-def evaluate(dataset: Optional[str] = DatasetOpt, method: str = typer.Option(..., help="run name, e.g. M2m"),
-             run: Optional[Path] = typer.Option(None, help="run folder (default runs/<dataset>/<method>)"),
-             out: Optional[Path] = typer.Option(None, help="metrics JSON (default metrics/<dataset>/<method>.json)"),
+def evaluate(dataset: Optional[str] = DatasetOpt, method: str = typer.Option(..., help="method, e.g. M2m"),
+             seed: Optional[int] = typer.Option(None, help="the run's seed (default: the first of params seeds)"),
+             run: Optional[Path] = typer.Option(None, help="run folder (default runs/<dataset>/<method>-seed<s>)"),
+             out: Optional[Path] = typer.Option(None, help="metrics JSON (default metrics/<dataset>/<method>-seed<s>.json)"),
              params_path: Path = ParamsOpt) -> None:
     """Test a run at its best-validation epoch and at its last epoch; write the metrics JSON."""
     from .evaluation import results_table
@@ -159,8 +176,9 @@ def evaluate(dataset: Optional[str] = DatasetOpt, method: str = typer.Option(...
 
     params, name = _ctx(params_path, dataset)
     p = _paths(name)
-    res = run_evaluate(p["prepared"], run or p["runs"] / method, method=method,
-                       out=out or p["metrics"] / f"{method}.json", seed=params.get("seed"))
+    s = _seed(params, seed)
+    res = run_evaluate(p["prepared"], run or p["runs"] / _run(method, s), method=method,
+                       out=out or p["metrics"] / f"{_run(method, s)}.json", seed=s)
     typer.echo(results_table([res]))
 
 
@@ -188,7 +206,8 @@ def table(dataset: Optional[str] = DatasetOpt,
 @app.command()
 def report(dataset: Optional[str] = DatasetOpt,
            metrics: Path = typer.Option(Path("metrics"), help="folder holding <dataset>/*.json"),
-           out: Optional[Path] = typer.Option(None, help="folder for report.md and report.csv (default reports/<dataset>)"),
+           out: Optional[Path] = typer.Option(None, help="folder for report.md and report.csv (default reports/<dataset>, "
+                                              "reports/<dataset>-last with --which last)"),
            which: str = typer.Option("best_val", help="best_val (authors' selection) or last"),
            params_path: Path = ParamsOpt) -> None:
     """Every evaluated run of a dataset in one table: mean ± std over seeds, the paper's numbers beside."""
@@ -197,7 +216,8 @@ def report(dataset: Optional[str] = DatasetOpt,
     from .report import report as build
 
     params, name = _ctx(params_path, dataset)
-    typer.echo(build(name, metrics, out or Path("reports") / dataset_slug(name),
+    default = Path("reports") / (dataset_slug(name) + ("-last" if which == "last" else ""))
+    typer.echo(build(name, metrics, out or default,
                      rho=prepare_options(params, name).get("rho"), which=which))
 
 

@@ -46,7 +46,8 @@ def results_table(results: list[dict[str, Any]], *, which: str = "best_val") -> 
     for r in results:
         sel = r[which]
         t = sel["test"]
-        lines.append(f"| {r['method']} | {_fmt(t['bacc'])} | {_fmt(t['gm'])} | {_fmt(t['major'])} | "
+        label = r["method"] if r.get("seed") is None else f"{r['method']} (seed {r['seed']})"
+        lines.append(f"| {label} | {_fmt(t['bacc'])} | {_fmt(t['gm'])} | {_fmt(t['major'])} | "
                      f"{_fmt(t['minor'])} | {_fmt(sel['val']['bacc'])} | {sel['epoch']} |")
     return "\n".join(lines)
 

@@ -10,12 +10,13 @@ def add_args(p):
     p.add_argument("--prepared", required=True)
     p.add_argument("--run", required=True, help="run folder")
     p.add_argument("--method", required=True)
+    p.add_argument("--seed", type=int, required=True, help="the run's seed, recorded in the metrics")
     p.add_argument("--out", required=True, help="metrics JSON")
 
 
 def work(args, params):
     print(results_table([run_evaluate(args.prepared, args.run, method=args.method, out=args.out,
-                                      seed=params["seed"])]))
+                                      seed=args.seed)]))
 
 
 if __name__ == "__main__":

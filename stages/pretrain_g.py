@@ -8,12 +8,13 @@ from _common import run_stage
 
 def add_args(p):
     p.add_argument("--prepared", required=True)
+    p.add_argument("--seed", type=int, required=True, help="pipeline seed s (g trains with pretrain_g.seed + s)")
     p.add_argument("--out", required=True, help="run folder of g")
     p.add_argument("--history", help="per-epoch history JSON (a DVC plot)")
 
 
 def work(args, params):
-    run_pretrain_g(args.prepared, preset_for(params, params["dataset"]), seed=params["pretrain_g"]["seed"],
+    run_pretrain_g(args.prepared, preset_for(params, params["dataset"]), seed=params["pretrain_g"]["seed"] + args.seed,
                    out_dir=args.out, history=args.history)
 
 

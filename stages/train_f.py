@@ -10,6 +10,7 @@ from _common import run_stage
 def add_args(p):
     p.add_argument("--prepared", required=True)
     p.add_argument("--method", required=True)
+    p.add_argument("--seed", type=int, required=True, help="f's seed (the warm checkpoint's)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--warm", help="warm_f run folder (deferred methods trained with CE)")
     p.add_argument("--warm-ldam", help="warm_f_ldam run folder (deferred methods trained with LDAM)")
@@ -21,7 +22,7 @@ def add_args(p):
 def work(args, params):
     dataset = params["dataset"]
     warm = args.warm_ldam if get_method(args.method).warm == "ldam" else args.warm
-    run_train_f(args.prepared, preset_for(params, dataset), method=args.method, seed=params["seed"],
+    run_train_f(args.prepared, preset_for(params, dataset), method=args.method, seed=args.seed,
                 out_dir=args.out, warm_dir=warm, g_path=args.g,
                 m2m=m2m_config(params, dataset) if args.pools else None, pools_dir=args.pools,
                 options=fit_options(params), history=args.history)

@@ -33,14 +33,15 @@ def test_repro_twice_is_a_no_op(tmp_path):
     params["presets"]["digits"].update(epochs=3, deferred_epoch=1, milestones=[2], warmup_epochs=1,
                                        model_args={"width": 8})
     params["m2m"].update(steps=2)
+    params["seeds"] = [0]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _dvc(["init", "--no-scm", "-q"], tmp_path).returncode == 0
     first = _dvc(["repro"], tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     for method in ("ERM", "DRS", "M2m"):
-        metrics = json.loads((tmp_path / "metrics" / "digits" / f"{method}.json").read_text())
+        metrics = json.loads((tmp_path / "metrics" / "digits" / f"{method}-seed0.json").read_text())
         assert 0 <= metrics["best_val"]["test"]["bacc"] <= 100
-    assert (tmp_path / "pools" / "digits" / "M2m" / "epoch_1" / "zarr.json").exists()
+    assert (tmp_path / "pools" / "digits" / "M2m-seed0" / "epoch_1" / "zarr.json").exists()
     report = (tmp_path / "reports" / "digits" / "report.md").read_text()
     assert all(f"| {m} |" in report for m in ("ERM", "DRS", "M2m"))
     second = _dvc(["repro"], tmp_path)
@@ -48,4 +49,4 @@ def test_repro_twice_is_a_no_op(tmp_path):
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout.lower()
     shown = _dvc(["metrics", "show"], tmp_path)
-    assert shown.returncode == 0 and "M2m.json" in shown.stdout
+    assert shown.returncode == 0 and "M2m-seed0.json" in shown.stdout
