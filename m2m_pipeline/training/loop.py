@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,8 +148,10 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
     g_hash = state_hash(g.state_dict()) if g is not None else None
     ckpt_params = {"method": method.name, "seed": seed, "preset": preset.to_dict(), **(params or {})}
 
+    # Redraw at most every 5 s when stderr is a log file (DVC, CI), not a terminal.
+    redraw = 0.1 if sys.stderr.isatty() else 5.0
     bar = tqdm(range(first_epoch, end_epoch), desc=f"{method.name} epochs", disable=not progress,
-               dynamic_ncols=True)
+               dynamic_ncols=True, mininterval=redraw)
     for epoch in bar:
         lr = lr_at(epoch, preset)
         for group in optimizer.param_groups:
@@ -159,7 +162,7 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
             plan = make_plan(train.y, train_counts, seed=seed, epoch=epoch, order="balanced", attempts=True,
                              augment=data.augment, batch_size=preset.batch_size)
             pool_path = Path(pools_dir) / f"epoch_{epoch}"
-            with tqdm(total=int(plan.attempt.sum()), desc=f"translate epoch {epoch}", leave=False,
+            with tqdm(total=int(plan.attempt.sum()), desc=f"translate epoch {epoch}", leave=False, mininterval=redraw,
                       disable=not progress, dynamic_ncols=True) as tbar:
                 summary = generate_pool(g=g, f=model, data=data, plan=plan, cfg=m2m, seed=seed, out=pool_path,
                                         provenance={"run": method.name, "f_epoch": epoch}, progress=tbar.update)
