@@ -20,6 +20,7 @@ import itertools
 import json
 import math
 import re
+import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -95,7 +96,7 @@ def select_m2m_params(data: PreparedData, preset: Preset, base: TranslationConfi
                 log(f"seed {seed} {method:9s} {_key(point):28s} val bACC best {scores['best']:.2f} "
                     f"mean {scores['mean']:.2f} accepted {n_acc}/{n_att} ({res['seconds']:.1f} s)")
                 if not keep_runs:
-                    _remove_tree(out)
+                    shutil.rmtree(out, ignore_errors=True)
 
     def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ranked = []
@@ -132,12 +133,6 @@ def _mean(values: list[float]) -> float:
 
 def _nan_low(v: float) -> float:
     return -math.inf if v is None or math.isnan(v) else v
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # -- writing the choice into params.yaml ----------------------------------------------------------

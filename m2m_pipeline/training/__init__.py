@@ -8,7 +8,7 @@ import torch
 
 from ..datasets import PreparedData
 from ..pools import TranslationConfig
-from ..utils import M2mError
+from ..utils import M2mError, default_device
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .loop import FitOptions, FitResult, fit, predict, write_history
 from .methods import MethodSpec, get_method, list_methods
@@ -56,9 +56,9 @@ def train_f(data: PreparedData, preset: Preset, *, method: str, seed: int, out_d
     if spec.translate:
         if g_path is None:
             raise M2mError(f"{method} translates with g: pass the pretrain_g checkpoint")
-        g = model_from_checkpoint(load_checkpoint(g_path, data=data), device or "cpu")
-        if device is not None:
-            g = g.to(device)
+        # g must sit on the device fit() puts f on, or translation mixes devices on a GPU machine
+        device = device or default_device()
+        g = model_from_checkpoint(load_checkpoint(g_path, data=data), device)
         for p in g.parameters():
             p.requires_grad_(False)
     return fit(data=data, preset=preset, method=spec, seed=seed, run_dir=out_dir, end_epoch=preset.epochs,
