@@ -36,6 +36,7 @@ import yaml
 from m2m_pipeline.config import fit_options, load_params, m2m_config, prepare_options, preset_for
 from m2m_pipeline.datasets import create_dataset
 from m2m_pipeline.experiment import run_method, train_seed_models, warm_losses_for
+from m2m_pipeline.pools.generate import make_translator
 from m2m_pipeline.datasets import dataset_slug
 from m2m_pipeline.report import build_report, paper_key, summarize
 from m2m_pipeline.training import get_method, list_methods
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             params = {**params, "train_f": {**(params.get("train_f") or {}), **fit_overrides}}
         options = fit_options(params)
         m2m = m2m_config(params, args.dataset, **overrides)
-        m2m.translator(data.input_range)  # bad m2m parameters fail here
+        make_translator(m2m, data.input_range)  # bad m2m parameters fail here
         for m in methods:  # every bad-input error before any training
             check_method(m, preset, class_counts=data.class_counts, input_shape=data.input_shape, options=options)
         slug = dataset_slug(args.dataset)

@@ -9,7 +9,7 @@ import numpy as np
 from .datasets import PreparedData
 from .pools import check_provenance, seed_inputs
 from .store import open_pool
-from .translate import REASONS
+from .acceptance import REASONS
 
 REASON_COLORS = {"accepted": "tab:green", "beta": "tab:orange", "gamma": "tab:gray", "non_finite": "tab:red",
                  "no_seed": "tab:purple"}

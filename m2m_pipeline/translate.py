@@ -1,5 +1,8 @@
 """Major-to-minor translation (Sec. 2 and Algorithm 1 of the paper): pure math on tensors.
 
+The acceptance rules (eq. 3, eq. 5, the gamma test) live in ``acceptance.py``; this module adds
+the gradient steps of eq. (2) and the translator that applies both.
+
 Nothing here draws random numbers or touches files: the start noise and the uniform draw of the
 beta test come in as arguments, so a caller can derive them from (seed, epoch, slot) and a pool
 does not depend on how the work is batched.
@@ -16,36 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Why an attempt ended as it did; the pool stores the code, the names are in its attributes.
-REASONS = {"accepted": 0, "beta": 1, "gamma": 2, "non_finite": 3, "no_seed": 4}
-REASON_NAMES = {code: name for name, code in REASONS.items()}
-
-GAMMA_ON = ("prob", "loss")
-
-
-def size_gap(class_counts: Iterable[int], seed_class: np.ndarray | int, target: np.ndarray | int) -> np.ndarray:
-    """(N_k0 - N_k)^+ for arrays (or scalars) of seed and target classes."""
-    counts = np.asarray(list(class_counts), dtype=np.float64)
-    return np.maximum(counts[np.asarray(seed_class)] - counts[np.asarray(target)], 0.0)
-
-
-def accept_prob(class_counts: Iterable[int], seed_class: np.ndarray | int, target: np.ndarray | int,
-                beta: float) -> np.ndarray:
-    """Eq. (3): P(accept x* translated from k0 to k) = 1 - beta^((N_k0 - N_k)^+)."""
-    return 1.0 - np.power(float(beta), size_gap(class_counts, seed_class, target))
-
-
-def seed_class_probs(class_counts: Iterable[int], target: int, beta: float) -> np.ndarray:
-    """Eq. (5): Q(k0 | k) proportional to 1 - beta^((N_k0 - N_k)^+), normalised over k0.
-
-    Classes no larger than k get probability 0, so they are never seeds. Returns all zeros when
-    no class is larger than k (the largest class has no seed to translate from).
-    """
-    counts = np.asarray(list(class_counts), dtype=np.int64)
-    weights = accept_prob(counts, np.arange(len(counts)), np.full(len(counts), target), beta)
-    total = weights.sum()
-    return weights / total if total > 0 else weights
-
+from .acceptance import (GAMMA_ON, REASON_NAMES, REASONS, accept_prob, decide, is_confident, passes_beta,
+                         seed_class_probs, size_gap)
 
 @dataclass
 class TranslationResult:
@@ -201,20 +176,17 @@ class M2mTranslator:
         x_star, loss_g, prob_g = x_star.cpu(), loss_g.cpu(), prob_g.cpu()
 
         finite = torch.isfinite(x_star.flatten(1)).all(dim=1) & torch.isfinite(loss_g) & torch.isfinite(prob_g)
-        if self.gamma_on == "prob":
-            confident = prob_g >= self.gamma
-        else:
-            confident = loss_g <= self.gamma
-        p_accept = torch.from_numpy(accept_prob(counts, seed_class.cpu().numpy(), target.cpu().numpy(), self.beta))
-        passes_beta = u_beta.cpu().double() < p_accept
-
-        reason = torch.full((len(x0),), REASONS["accepted"], dtype=torch.uint8)
-        reason[~passes_beta] = REASONS["beta"]
-        reason[~confident] = REASONS["gamma"]
-        reason[~finite] = REASONS["non_finite"]
+        confident = is_confident(prob_g.numpy(), loss_g.numpy(), self.gamma, self.gamma_on)
+        beta_ok = passes_beta(u_beta.cpu().numpy(), counts, seed_class.cpu().numpy(), target.cpu().numpy(),
+                              self.beta)
+        reason = torch.from_numpy(decide(finite=finite.numpy(), confident=confident, beta_ok=beta_ok))
         accepted = reason == REASONS["accepted"]
 
         self.n_attempts_ += len(x0)
         self.n_accepted_ += int(accepted.sum())
         self.reason_counts_.update(REASON_NAMES[int(c)] for c in reason)
         return TranslationResult(x_star, loss_g, prob_g, accepted, reason)
+
+
+__all__ = ["GAMMA_ON", "REASONS", "REASON_NAMES", "M2mTranslator", "TranslationResult", "accept_prob",
+           "seed_class_probs", "size_gap", "translation_steps"]

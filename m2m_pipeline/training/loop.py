@@ -17,7 +17,9 @@ from tqdm.auto import tqdm
 from ..datasets import PreparedData, Split
 from ..metrics import balanced_metrics
 from ..plan import EpochPlan, apply_augment, make_plan
-from ..pools import TranslationConfig, generate_pool, load_swaps
+from ..pools.config import TranslationConfig
+from ..pools.generate import generate_pool
+from ..pools.reuse import load_swaps
 from ..utils import M2mError, default_device, rng_for, state_hash
 from .checkpoint import model_config, build_model, model_from_checkpoint, save_checkpoint
 from .losses import class_weights, make_criterion
