@@ -13,8 +13,16 @@ from typing import Iterable
 import numpy as np
 
 # Why an attempt ended as it did; the pool stores the code, the names are in its attributes.
-# A row with several failing tests gets the highest-priority reason: non_finite, gamma, beta.
-REASONS = {"accepted": 0, "beta": 1, "gamma": 2, "non_finite": 3, "no_seed": 4}
+# A row with several failing tests gets the highest-priority reason: non_finite, out_of_range,
+# gamma, beta. out_of_range: x* lies far outside the data (see OUT_OF_RANGE_FACTOR), where g's
+# confidence means nothing (e.g. step sizes that overflow unbounded embedding inputs).
+REASONS = {"accepted": 0, "beta": 1, "gamma": 2, "non_finite": 3, "no_seed": 4, "out_of_range": 5}
+
+# A translated row is out of range when one of its values exceeds this many times the largest
+# absolute value of the data (its clamp range for bounded inputs, the training split otherwise).
+# Each of the T steps moves a row by eta in L2 (eq. 2 with normalised gradients), so with the
+# defaults (T = 10, eta <= 1) no honest row comes near it; only a runaway step size does.
+OUT_OF_RANGE_FACTOR = 10.0
 REASON_NAMES = {code: name for name, code in REASONS.items()}
 
 GAMMA_ON = ("prob", "loss")
@@ -61,14 +69,29 @@ def passes_beta(u_beta: np.ndarray, class_counts: Iterable[int], seed_class: np.
     return np.asarray(u_beta, dtype=np.float64) < accept_prob(class_counts, seed_class, target, beta)
 
 
-def decide(*, finite: np.ndarray, confident: np.ndarray, beta_ok: np.ndarray) -> np.ndarray:
-    """Reason codes (uint8) from the three tests; 0 (accepted) only where all pass."""
+def decide(*, finite: np.ndarray, confident: np.ndarray, beta_ok: np.ndarray,
+           in_range: np.ndarray | None = None) -> np.ndarray:
+    """Reason codes (uint8) from the tests; 0 (accepted) only where all pass. ``in_range``
+    (None: not tested) marks rows inside the data's range (:func:`within_range`)."""
     reason = np.full(len(finite), REASONS["accepted"], dtype=np.uint8)
     reason[~np.asarray(beta_ok, dtype=bool)] = REASONS["beta"]
     reason[~np.asarray(confident, dtype=bool)] = REASONS["gamma"]
+    if in_range is not None:
+        reason[~np.asarray(in_range, dtype=bool)] = REASONS["out_of_range"]
     reason[~np.asarray(finite, dtype=bool)] = REASONS["non_finite"]
     return reason
 
 
-__all__ = ["GAMMA_ON", "REASONS", "REASON_NAMES", "accept_prob", "decide", "is_confident", "passes_beta",
-           "seed_class_probs", "size_gap"]
+def range_bound(data_max_abs: float) -> float:
+    """The largest absolute value a translated row may hold: OUT_OF_RANGE_FACTOR times the data's."""
+    return OUT_OF_RANGE_FACTOR * max(float(data_max_abs), 1e-12)
+
+
+def within_range(row_max_abs: np.ndarray, bound: float) -> np.ndarray:
+    """True for rows whose largest absolute value is at most ``bound`` (NaN rows count as inside:
+    the non-finite test names them)."""
+    return ~(np.asarray(row_max_abs, dtype=np.float64) > bound)
+
+
+__all__ = ["GAMMA_ON", "OUT_OF_RANGE_FACTOR", "REASONS", "REASON_NAMES", "accept_prob", "decide", "is_confident",
+           "passes_beta", "range_bound", "seed_class_probs", "size_gap", "within_range"]

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .datasets import PreparedData
 from .metrics import balanced_metrics
 from .training import load_checkpoint, model_from_checkpoint, predict
@@ -54,3 +56,63 @@ def results_table(results: list[dict[str, Any]], *, which: str = "best_val") -> 
 
 def load_results(paths: list[str | Path]) -> list[dict[str, Any]]:
     return [json.loads(Path(p).read_text()) for p in paths]
+
+
+# -- predictions and penultimate features, for the paper's figures ----------------------------------
+
+def balanced_subset(y: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
+    """Row indices of at most ``per_class`` rows of every class (sorted), drawn without replacement
+    with a fixed seed: the class-balanced test subset of Figure 4's t-SNE."""
+    rng = np.random.default_rng(seed)
+    idx = [rng.permutation(np.flatnonzero(y == k))[:per_class] for k in np.unique(y)]
+    return np.sort(np.concatenate(idx)) if idx else np.zeros(0, dtype=np.int64)
+
+
+def penultimate_features(model, data: PreparedData, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+    """The input of the model's last ``nn.Linear`` layer (its penultimate features) for raw rows
+    ``x``, captured with a forward hook, so no model class needs a feature method."""
+    import torch
+    from torch import nn
+
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not last:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layer to take features from")
+    captured: list[np.ndarray] = []
+    hook = last[-1].register_forward_hook(lambda _m, inputs, _out: captured.append(
+        inputs[0].detach().flatten(1).cpu().numpy()))
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                model(data.to_float(x[start:start + batch_size]).to(device))
+    finally:
+        hook.remove()
+        model.train(was_training)
+    return np.concatenate(captured) if captured else np.zeros((0, last[-1].in_features), np.float32)
+
+
+def write_predictions(run_dir: str | Path, data: PreparedData, out: str | Path, *, method: str,
+                      seed: int | None = None, checkpoint: str = "best", features_per_class: int = 50,
+                      device=None) -> Path:
+    """Test labels and predictions of a run's checkpoint (``best`` = best validation bACC, or
+    ``last``), plus the penultimate features of a class-balanced test subset (at most
+    ``features_per_class`` rows a class), in one ``.npz`` that ``figures.paper_figures`` reads."""
+    device = device or default_device()
+    ckpt = load_checkpoint(Path(run_dir) / f"{checkpoint}.pt", data=data, map_location=device)
+    model = model_from_checkpoint(ckpt, device)
+    y_pred = predict(model, data, data.test)
+    sub = balanced_subset(data.test.y, features_per_class)
+    feats = penultimate_features(model, data, data.test.x[sub])
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez_compressed(tmp, y_true=data.test.y.astype(np.int64), y_pred=np.asarray(y_pred, dtype=np.int64),
+                        feature_index=sub.astype(np.int64), features=feats.astype(np.float32),
+                        class_counts=np.asarray(data.class_counts, dtype=np.int64),
+                        class_names=np.asarray(list(data.class_names), dtype=str),
+                        method=np.asarray(method), seed=np.asarray(-1 if seed is None else int(seed)),
+                        epoch=np.asarray(int(ckpt["epoch"]) - 1), checkpoint=np.asarray(checkpoint))
+    tmp.replace(out)
+    return out

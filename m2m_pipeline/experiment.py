@@ -16,8 +16,10 @@ from typing import Any
 
 from .datasets import PreparedData
 from .evaluation import evaluate_run
-from .pools import TranslationConfig
-from .training import FitOptions, Preset, get_method, pretrain_g, train_f, warm_f
+from .pools.config import TranslationConfig
+from .jobs.train import pretrain_g, warm_f
+from .pipeline import train_method
+from .training import FitOptions, Preset, get_method
 
 
 @dataclass
@@ -29,6 +31,7 @@ class SeedModels:
     g_path: Path
     warm: dict[str, Path]
     seconds: dict[str, float] = field(default_factory=dict)
+    g2_path: Path | None = None   # M2m-Ensemble's second classifier (the ERM run of the seed), once trained
 
 
 def train_seed_models(data: PreparedData, preset: Preset, *, seed: int, g_seed: int, work_dir: str | Path,
@@ -38,7 +41,7 @@ def train_seed_models(data: PreparedData, preset: Preset, *, seed: int, g_seed: 
     phase for each loss of ``warm_losses`` (seed ``seed``) under ``work_dir``."""
     work_dir = Path(work_dir)
     seconds: dict[str, float] = {}
-    g_path = work_dir / "g" / "last.pt"
+    g_path = work_dir / "g" / "best.pt"   # g at its best validation epoch, as the authors' release ships it
     if need_g:
         t = time.perf_counter()
         pretrain_g(data, preset, seed=g_seed, out_dir=work_dir / "g", progress=progress)
@@ -60,22 +63,23 @@ def warm_losses_for(methods: list[str]) -> tuple[str, ...]:
 
 def run_method(data: PreparedData, preset: Preset, models: SeedModels, method: str, *, out_dir: str | Path,
                m2m: TranslationConfig | None = None, options: FitOptions | None = None,
-               keep_pools: bool = False, progress: bool = False) -> dict[str, Any]:
+               keep_pools: bool = False, progress: bool = False, reused_pools: str | Path | None = None,
+               method_params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``method`` for the seed of ``models`` into ``out_dir`` and evaluate it.
 
     Returns {"metrics": evaluate_run's dict plus "seed", "history": per-epoch records,
     "seconds": wall time of training}. A translating method writes its pools to
-    ``out_dir/pools``, deleted afterwards unless ``keep_pools`` (Reuters: about 20 MB an epoch).
+    ``out_dir/pools``, deleted afterwards unless ``keep_pools`` (Reuters: about 20 MB an epoch);
+    an ablation that reuses pools reads ``reused_pools`` (the M2m run's ``out_dir/pools``).
     """
     spec = get_method(method)
     out_dir = Path(out_dir)
     pools = out_dir / "pools"
     t = time.perf_counter()
-    result = train_f(data, preset, method=method, seed=models.seed, out_dir=out_dir,
-                     warm_dir=models.warm[spec.warm] if spec.warm else None,
-                     g_path=models.g_path if spec.translate else None,
-                     m2m=m2m if spec.translate else None, pools_dir=pools if spec.translate else None,
-                     options=options, progress=progress)
+    result = train_method(data, preset, method=method, seed=models.seed, out_dir=out_dir,
+                          warm_dir=models.warm[spec.warm] if spec.warm else None, g_path=models.g_path,
+                          g2_path=models.g2_path, m2m=m2m, pools_dir=pools, reused_pools=reused_pools,
+                          method_params=method_params, options=options, progress=progress)
     seconds = time.perf_counter() - t
     if spec.translate and not keep_pools:
         shutil.rmtree(pools, ignore_errors=True)

@@ -1,4 +1,6 @@
-"""One function per pipeline job, shared by the DVC stages and the CLI (both stay thin).
+"""One function per pipeline job for the CLI: re-exports of ``m2m_pipeline.jobs`` (where the DVC
+stages import each job from its own module, so a stage depends only on the code it runs), plus
+``run_generate`` (one epoch's pool on its own) and ``run_any_train`` (any method by name).
 
 Each job reads its inputs from paths, takes typed parameters, and writes its outputs; none of
 them reads params.yaml (that is the callers' business).
@@ -6,91 +8,97 @@ them reads params.yaml (that is the callers' business).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from .datasets import PreparedData, create_dataset
-from .evaluation import evaluate_run
+from .jobs.ablate import run_ablation, train_ablation
+from .jobs.data import load_prepared, prepare
+from .jobs.evaluate import run_evaluate
+from .jobs.m2m import run_train_m2m, train_m2m
+from .jobs.train import pretrain_g, run_pretrain_g, run_train_f, run_warm_f, train_f, warm_f
 from .plan import make_plan
-from .pools import PoolSummary, TranslationConfig, generate_pool
-from .store import prepared_fingerprint, read_prepared, write_prepared
-from .training import (FitOptions, FitResult, Preset, load_checkpoint, model_from_checkpoint, pretrain_g,
-                       train_f, warm_f, write_history)
-from .utils import M2mError, default_device, set_torch_threads
+from .pools.config import TranslationConfig
+from .pools.generate import PoolSummary, generate_pool
+from .datasets import PreparedData
+from .training import (FitOptions, FitResult, Preset, get_method, load_checkpoint, model_from_checkpoint,
+                       write_history)
+from .utils import M2mError, check_output_dir, default_device, output_lock, set_torch_threads, user_os_errors
 
 
-def prepare(dataset: str, out: str | Path, *, data_root: str | Path | None = None,
-            options: dict[str, Any] | None = None) -> tuple[PreparedData, bool]:
-    """Build the dataset and write it as zarr; returns (data, written). A second call with the
-    same inputs finds the same fingerprint and writes nothing."""
-    data = create_dataset(dataset, data_root=data_root, **(options or {}))
-    if prepared_fingerprint(out) == data.fingerprint:
-        return data, False
-    write_prepared(out, data)
-    return data, True
+def _job(fn):
+    """A job's boundary: a read-only output folder or a full disk (OSError EACCES, EROFS, ENOSPC)
+    becomes a one-line M2mError instead of a traceback; the writers are atomic, so nothing
+    half-written stays behind."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with user_os_errors():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
-def load_prepared(path: str | Path) -> PreparedData:
-    if not Path(path).exists():
-        raise M2mError(f"prepared dataset {path} does not exist; run `m2m-pipeline prepare` (or dvc repro) first")
-    return read_prepared(path)
-
-
-def run_pretrain_g(prepared: str | Path, preset: Preset, *, seed: int, out_dir: str | Path,
-                   history: str | Path | None = None, progress: bool = True) -> FitResult:
-    set_torch_threads()
-    result = pretrain_g(load_prepared(prepared), preset, seed=seed, out_dir=out_dir, progress=progress)
-    if history:
-        write_history(history, result.history)
-    return result
-
-
-def run_warm_f(prepared: str | Path, preset: Preset, *, seed: int, out_dir: str | Path, loss: str = "ce",
-               progress: bool = True) -> FitResult:
-    set_torch_threads()
-    return warm_f(load_prepared(prepared), preset, seed=seed, out_dir=out_dir, loss=loss, progress=progress)
-
-
-def run_train_f(prepared: str | Path, preset: Preset, *, method: str, seed: int, out_dir: str | Path,
-                warm_dir: str | Path | None = None, g_path: str | Path | None = None,
-                m2m: TranslationConfig | None = None, pools_dir: str | Path | None = None,
-                options: FitOptions | None = None, history: str | Path | None = None,
-                progress: bool = True) -> FitResult:
-    set_torch_threads()
-    result = train_f(load_prepared(prepared), preset, method=method, seed=seed, out_dir=out_dir,
-                     warm_dir=warm_dir, g_path=g_path, m2m=m2m, pools_dir=pools_dir, options=options,
-                     progress=progress)
-    if history:
-        write_history(history, result.history)
-    return result
-
-
+@_job
 def run_generate(prepared: str | Path, preset: Preset, *, g_path: str | Path, f_path: str | Path,
                  cfg: TranslationConfig, seed: int, out: str | Path, epoch: int | None = None,
-                 progress=None) -> PoolSummary:
-    """Translate one epoch's pool on its own, with g and an f checkpoint (f's epoch by default)."""
+                 progress=None, workers: int | None = None, scheduler: str | None = None) -> PoolSummary:
+    """Translate one epoch's pool on its own, with g and an f checkpoint (f's epoch by default).
+    ``out`` must be new, empty or a pool; one writer at a time (``output_lock``).
+
+    ``workers`` / ``scheduler``: translate the shards on a local dask cluster of that many
+    processes, or on the running cluster at that address (docs/operations.md). A run killed at
+    any point and started again with the same arguments keeps the shards already written."""
     set_torch_threads()
+    check_output_dir(out, "m2m-pool")
     data = load_prepared(prepared)
     device = default_device()
-    g = model_from_checkpoint(load_checkpoint(g_path, data=data), device)
+    g_ckpt = load_checkpoint(g_path, data=data)
+    g = model_from_checkpoint(g_ckpt, device)
     f_ckpt = load_checkpoint(f_path, data=data)
     f = model_from_checkpoint(f_ckpt, device)
     epoch = int(f_ckpt["epoch"]) if epoch is None else int(epoch)
     plan = make_plan(data.train.y, data.class_counts, seed=seed, epoch=epoch, order="balanced", attempts=True,
                      augment=data.augment, batch_size=preset.batch_size)
-    return generate_pool(g=g, f=f, data=data, plan=plan, cfg=cfg, seed=seed, out=out, progress=progress,
-                         provenance={"run": "generate", "f_epoch": int(f_ckpt["epoch"]),
-                                     "g_checkpoint": str(g_path), "f_checkpoint": str(f_path)})
+    with output_lock(out):
+        return generate_pool(g=g, f=f, data=data, plan=plan, cfg=cfg, seed=seed, out=out, progress=progress,
+                             provenance={"run": "generate", "f_epoch": int(f_ckpt["epoch"]),
+                                         "g_checkpoint": str(g_path), "f_checkpoint": str(f_path)},
+                             workers=workers, scheduler=scheduler,
+                             model_configs=(g_ckpt["config"], f_ckpt["config"]))
 
 
-def run_evaluate(prepared: str | Path, run_dir: str | Path, *, method: str, out: str | Path,
-                 seed: int | None = None) -> dict[str, Any]:
+def train_method(data: PreparedData, preset: Preset, *, method: str, seed: int, out_dir: str | Path,
+                 warm_dir: str | Path | None = None, g_path: str | Path | None = None,
+                 g2_path: str | Path | None = None, m2m: TranslationConfig | None = None,
+                 pools_dir: str | Path | None = None, reused_pools: str | Path | None = None,
+                 method_params: Mapping[str, Any] | None = None, options: FitOptions | None = None,
+                 device=None, progress: bool = True) -> FitResult:
+    """Train f with any registered method: a baseline (``jobs.train``), a translating method writing
+    its pools under ``pools_dir`` (``jobs.m2m``) or an ablation re-deciding another run's pools
+    ``reused_pools`` (``jobs.ablate``). Arguments a method does not use are ignored."""
+    spec = get_method(method)
+    if spec.reuse is not None:
+        if reused_pools is None:
+            raise M2mError(f"{method} re-decides the pools of {spec.reuse}: pass that run's pools folder")
+        return train_ablation(data, preset, method=method, seed=seed, out_dir=out_dir, reused_pools=reused_pools,
+                              warm_dir=warm_dir, method_params=method_params, options=options, device=device,
+                              progress=progress)
+    if spec.translate:
+        if m2m is None or pools_dir is None:
+            raise M2mError(f"{method} translates: it needs the m2m parameters and a pools folder")
+        return train_m2m(data, preset, method=method, seed=seed, out_dir=out_dir, pools_dir=pools_dir, m2m=m2m,
+                         g_path=g_path, g2_path=g2_path, warm_dir=warm_dir, method_params=method_params,
+                         options=options, device=device, progress=progress)
+    return train_f(data, preset, method=method, seed=seed, out_dir=out_dir, warm_dir=warm_dir, options=options,
+                   device=device, progress=progress)
+
+
+def run_any_train(prepared: str | Path, preset: Preset, *, history: str | Path | None = None,
+                  **kwargs: Any) -> FitResult:
+    """:func:`train_method` on a prepared dataset folder, writing the per-epoch history."""
     set_torch_threads()
-    result = evaluate_run(run_dir, load_prepared(prepared), method=method)
-    if seed is not None:
-        result["seed"] = int(seed)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    with user_os_errors():
+        result = train_method(load_prepared(prepared), preset, **kwargs)
+        if history:
+            write_history(history, result.history)
     return result

@@ -133,15 +133,37 @@ def seed_and_method_of(path: Path, result: Mapping[str, Any]) -> tuple[str, int 
     return method, (int(seed) if seed is not None else None)
 
 
-def load_metrics_dir(folder: str | Path, dataset: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Every ``*.json`` of ``folder`` grouped by method (each result gets its ``seed``). Files of
-    another dataset, unreadable files and repeated (method, seed) pairs raise an M2mError."""
+def select_metrics_files(folder: str | Path, methods: Iterable[str], seeds: Iterable[int]
+                         ) -> tuple[list[Path], list[Path], list[str]]:
+    """(kept, ignored, missing) metrics files of ``folder`` for the runs of the current DAG.
+
+    The DAG writes one ``<method>-seed<s>.json`` per method of ``evaluate.methods`` and seed of
+    ``seeds``; any other file there (a method dropped from the params, an old seed, a hand-made
+    file) is a stale result and is ignored, so the report shows only what the DAG now produces.
+    ``missing`` names the expected runs without a file (not evaluated yet).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise M2mError(f"metrics folder {folder} does not exist; evaluate some runs first (dvc repro)")
+    expected = {f"{m}-seed{int(s)}.json" for m in methods for s in seeds}
+    present = sorted(folder.glob("*.json"))
+    kept = [p for p in present if p.name in expected]
+    ignored = [p for p in present if p.name not in expected]
+    missing = sorted(name[: -len(".json")] for name in expected - {p.name for p in present})
+    return kept, ignored, missing
+
+
+def load_metrics_dir(folder: str | Path, dataset: str | None = None, *,
+                     files: Iterable[Path] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every ``*.json`` of ``folder`` (or only ``files``) grouped by method (each result gets its
+    ``seed``). Files of another dataset, unreadable files and repeated (method, seed) pairs raise
+    an M2mError."""
     folder = Path(folder)
     if not folder.is_dir():
         raise M2mError(f"metrics folder {folder} does not exist; evaluate some runs first (dvc repro)")
     grouped: dict[str, list[dict[str, Any]]] = {}
     origin: dict[tuple[str, int | None], Path] = {}
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.glob("*.json")) if files is None else sorted(files):
         try:
             result = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -204,6 +226,10 @@ def summarize(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mapping[s
         zeros = [sum(1 for v in r[which][split].get("per_class_recall", []) if v == 0.0) for r in runs]
         row["zero_recall_classes"] = float(np.mean(zeros)) if zeros else float("nan")
         row["epochs"] = [r[which].get("epoch") for r in runs]
+        # imbalanced-learn's corrected GM (a zero recall counts as 1e-3); metrics files written
+        # before it existed lack the key and give NaN here
+        row["gm_corrected_mean"], row["gm_corrected_std"] = _mean_std(
+            [r[which][split].get("gm_corrected") for r in runs])
         for key, value in paper.get(method, {}).items():
             row[f"paper_{key}"] = value
         out[method] = row
@@ -218,9 +244,18 @@ def _pm(mean: float, std: float | None, n: int | None = None) -> str:
     return f"{mean:.1f} ± {std:.2f}"
 
 
-CSV_FIELDS = ("method", "n_seeds", "seeds", "bacc_mean", "bacc_std", "gm_mean", "gm_std", "major_mean", "major_std",
+CSV_FIELDS = ("method", "n_seeds", "seeds", "bacc_mean", "bacc_std", "gm_mean", "gm_std", "gm_corrected_mean",
+              "gm_corrected_std", "major_mean", "major_std",
               "minor_mean", "minor_std", "zero_recall_classes", "paper_bacc", "paper_bacc_std", "paper_gm",
-              "paper_gm_std", "paper_major", "paper_minor", "delta_bacc", "delta_gm")
+              "paper_gm_std", "paper_major", "paper_minor", "delta_bacc", "delta_gm", "epochs")
+
+
+def _epochs_cell(epochs: list[Any]) -> str:
+    """The chosen (0-based) epoch of each seed's checkpoint: one number when all agree."""
+    vals = [e for e in epochs if e is not None]
+    if not vals:
+        return "-"
+    return str(vals[0]) if len(set(vals)) == 1 else "/".join(str(e) for e in vals)
 
 
 def build_report(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mapping[str, Any]]], *,
@@ -237,10 +272,13 @@ def build_report(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mappin
     n_max = max((row["n_seeds"] for row in summary.values()), default=0)
     lines = [
         f"Test metrics (%) of each method at the {'last epoch with the best validation bACC' if which == 'best_val' else 'last epoch'}, "
-        f"mean ± sample std over seeds (up to {n_max}); paper: {source}.",
+        f"mean ± sample std over seeds (up to {n_max}); paper: {source}. GM is strict (0 when a class has "
+        f"zero recall); GM corrected counts a zero recall as 1e-3 (imbalanced-learn's correction); chosen "
+        f"epoch: the 0-based epoch of the checkpoint each seed reports.",
         "",
-        "| method | seeds | bACC | paper bACC | Δ bACC | GM | paper GM | Δ GM | Major | Minor | zero-recall classes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | seeds | bACC | paper bACC | Δ bACC | GM | paper GM | Δ GM | Major | Minor | zero-recall classes "
+        "| GM corrected | chosen epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
@@ -256,20 +294,38 @@ def build_report(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mappin
             f"{f'{db:+.1f}' if db is not None else '-'} | {_pm(row['gm_mean'], row['gm_std'], n)} | "
             f"{_pm(pg, row.get('paper_gm_std')) if pg is not None else '-'} | "
             f"{f'{dg:+.1f}' if dg is not None else '-'} | {_pm(row['major_mean'], row['major_std'], n)} | "
-            f"{_pm(row['minor_mean'], row['minor_std'], n)} | {row['zero_recall_classes']:.1f} |")
+            f"{_pm(row['minor_mean'], row['minor_std'], n)} | {row['zero_recall_classes']:.1f} | "
+            f"{_pm(row['gm_corrected_mean'], row['gm_corrected_std'], n)} | {_epochs_cell(row['epochs'])} |")
         writer.writerow({**row, "method": method, "seeds": " ".join(str(s) for s in row["seeds"]),
-                         "delta_bacc": db, "delta_gm": dg})
+                         "delta_bacc": db, "delta_gm": dg, "epochs": " ".join(str(e) for e in row["epochs"])})
     return "\n".join(lines) + "\n", buf.getvalue()
 
 
 def report(dataset: str, metrics_dir: str | Path, out_dir: str | Path, *, rho: float | None = None,
-           which: str = "best_val") -> str:
+           which: str = "best_val", methods: Iterable[str] | None = None,
+           seeds: Iterable[int] | None = None) -> str:
     """Collect ``metrics_dir/<dataset slug>/*.json`` into ``out_dir/report.md`` and
-    ``out_dir/report.csv``; returns the markdown. ``rho`` picks the paper's CIFAR-LT column."""
+    ``out_dir/report.csv``; returns the markdown. ``rho`` picks the paper's CIFAR-LT column.
+
+    With ``methods`` and ``seeds`` (params ``evaluate.methods`` and ``seeds``), only the metrics
+    of those runs are read (:func:`select_metrics_files`); the report names the files it ignored
+    and the runs still missing."""
     folder = Path(metrics_dir) / dataset_slug(dataset)
-    grouped = load_metrics_dir(folder, dataset)
+    notes = []
+    if methods is not None and seeds is not None:
+        kept, ignored, missing = select_metrics_files(folder, methods, seeds)
+        if not kept:
+            raise M2mError(f"metrics folder {folder} holds none of the runs of evaluate.methods x seeds "
+                           f"({', '.join(missing)}); evaluate them first (dvc repro)")
+        grouped = load_metrics_dir(folder, dataset, files=kept)
+        if ignored:
+            notes.append(f"Ignored (not in evaluate.methods x seeds): {', '.join(p.name for p in ignored)}.")
+        if missing:
+            notes.append(f"Not evaluated yet: {', '.join(missing)}.")
+    else:
+        grouped = load_metrics_dir(folder, dataset)
     markdown, table_csv = build_report(grouped, dataset=dataset, rho=rho, which=which)
-    markdown = f"# Results: {dataset}\n\n{markdown}"
+    markdown = f"# Results: {dataset}\n\n{markdown}" + "".join(f"\n{n}\n" for n in notes)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.md").write_text(markdown)
@@ -277,4 +333,63 @@ def report(dataset: str, metrics_dir: str | Path, out_dir: str | Path, *, rho: f
     return markdown
 
 
-__all__ = ["PAPER", "build_report", "load_metrics_dir", "paper_key", "paper_numbers", "report", "summarize"]
+SUMMARY_METRICS = {"bacc": "bacc", "gm": "gm", "gm_corrected": "gm_corrected", "major": "major", "minor": "minor"}
+
+
+def flat_summary(grouped: Mapping[str, list[Mapping[str, Any]]], *, which: str = "best_val") -> dict[str, Any]:
+    """One summary for ``dvc metrics show``: {"<method>": {"seed<s>": {"bacc", "gm", "gm_corrected",
+    "major", "minor", "epoch"}}}, test metrics of checkpoint ``which``, numbers only (a value a
+    metrics file lacks, or NaN, is left out rather than written as a string)."""
+    out: dict[str, Any] = {}
+    for method in method_order(grouped):
+        per_seed: dict[str, Any] = {}
+        for r in grouped[method]:
+            test = r[which]["test"]
+            cell = {name: round(float(test[key]), 4) for name, key in SUMMARY_METRICS.items()
+                    if isinstance(test.get(key), (int, float)) and not math.isnan(float(test[key]))}
+            if r[which].get("epoch") is not None:
+                cell["epoch"] = int(r[which]["epoch"])
+            per_seed["seed" + ("?" if r.get("seed") is None else str(r["seed"]))] = cell
+        out[method] = per_seed
+    return out
+
+
+def write_summary(dataset: str, metrics_dir: str | Path, out: str | Path, *, which: str = "best_val",
+                  methods: Iterable[str] | None = None, seeds: Iterable[int] | None = None) -> Path:
+    """Write :func:`flat_summary` of ``metrics_dir/<dataset slug>`` to ``out`` (JSON)."""
+    folder = Path(metrics_dir) / dataset_slug(dataset)
+    if methods is not None and seeds is not None:
+        kept, _, _ = select_metrics_files(folder, methods, seeds)
+        grouped = load_metrics_dir(folder, dataset, files=kept)
+    else:
+        grouped = load_metrics_dir(folder, dataset)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(flat_summary(grouped, which=which), indent=1))
+    return out
+
+
+CURVE_KEYS = ("method", "seed", "epoch", "val_bacc", "val_gm", "train_loss")
+
+
+def write_curves(history_files: Iterable[str | Path], out: str | Path) -> Path:
+    """The validation curves of a dataset's runs as ONE JSON list for DVC's plot overlay: a row per
+    (run, epoch) with exactly the keys ``CURVE_KEYS`` (``method`` and ``seed`` from the file name
+    ``<method>-seed<s>.json``). Every row has the same keys: DVC drops rows whose keys differ
+    from the others', which is how M2m's curve (its rows carry pool counts) went missing."""
+    rows = []
+    for path in sorted(Path(p) for p in history_files):
+        m = _SEED_SUFFIX.match(path.stem)
+        method, seed = (m.group("stem"), int(m.group("seed"))) if m else (path.stem, -1)
+        for r in json.loads(path.read_text()):
+            if not all(k in r for k in CURVE_KEYS[2:]):
+                continue
+            rows.append({"method": method, "seed": seed, **{k: r[k] for k in CURVE_KEYS[2:]}})
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=1))
+    return out
+
+
+__all__ = ["PAPER", "build_report", "load_metrics_dir", "paper_key", "paper_numbers", "report",
+           "select_metrics_files", "summarize", "flat_summary", "write_summary", "write_curves"]

@@ -30,7 +30,7 @@ import yaml
 
 from .datasets import PreparedData
 from .experiment import deferred_val_scores, run_method, train_seed_models, warm_losses_for
-from .pools import TranslationConfig
+from .pools.config import TranslationConfig
 from .training import FitOptions, Preset, get_method
 from .utils import M2mError, atomic_write_bytes
 

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .acceptance import (GAMMA_ON, REASON_NAMES, REASONS, accept_prob, decide, is_confident, passes_beta,
-                         seed_class_probs, size_gap)
+                         seed_class_probs, size_gap, within_range)
+from .models.folding import frozen, inference_copy
 
 @dataclass
 class TranslationResult:
@@ -79,11 +80,13 @@ class M2mTranslator:
     ``gamma`` = 0.9 and ``gamma_on`` = "prob" (the authors' release: keep x* when softmax(g(x*))_k
     >= gamma) or "loss" (Algorithm 1: reject when L(g; x*, k) > gamma), ``beta`` = 0.999 for the
     rejection rule of eq. (3). ``input_range`` is the clamp range of the input, None for none.
+    ``max_abs``: rows of x* with a value beyond it are rejected as ``out_of_range`` (None: no
+    test; :func:`m2m_pipeline.acceptance.range_bound` derives it from the data).
     """
 
     def __init__(self, *, steps: int = 10, step_size: float = 0.1, lam: float = 0.5, gamma: float = 0.9,
                  gamma_on: str = "prob", beta: float = 0.999,
-                 input_range: tuple[float, float] | None = (0.0, 1.0)):
+                 input_range: tuple[float, float] | None = (0.0, 1.0), max_abs: float | None = None):
         self.steps = steps
         self.step_size = step_size
         self.lam = lam
@@ -91,6 +94,7 @@ class M2mTranslator:
         self.gamma_on = gamma_on
         self.beta = beta
         self.input_range = input_range
+        self.max_abs = max_abs
         self.reset()
 
     def reset(self) -> "M2mTranslator":
@@ -126,6 +130,11 @@ class M2mTranslator:
             raise ValueError(f"gamma must be >= 0 when gamma_on='loss', got {self.gamma!r}")
         if self.input_range is not None and not self.input_range[0] < self.input_range[1]:
             raise ValueError(f"input_range must be (low, high) with low < high, got {self.input_range!r}")
+        if not (np.isfinite(self.step_size) and np.isfinite(self.lam) and np.isfinite(self.gamma)):
+            raise ValueError(f"step_size, lam and gamma must be finite, got {self.step_size!r}, {self.lam!r}, "
+                             f"{self.gamma!r}")
+        if self.max_abs is not None and not (np.isfinite(self.max_abs) and self.max_abs > 0):
+            raise ValueError(f"max_abs must be a finite number > 0 or None, got {self.max_abs!r}")
 
     def translate(self, g: nn.Module, f: nn.Module, x0: torch.Tensor, target: torch.Tensor,
                   seed_class: torch.Tensor, *, class_counts: Iterable[int], noise: torch.Tensor,
@@ -158,16 +167,19 @@ class M2mTranslator:
         device = next(g.parameters()).device
         modes = _frozen_eval((g, f))
         try:
+            # Eval-mode copies with BN folded into the convs (cached per weights version) and
+            # frozen parameters: the same functions, fewer passes (docs/performance.md).
+            g_fast, f_fast = inference_copy(g), inference_copy(f)
             x_start = (x0 + noise).to(device)
             if self.input_range is not None:
                 x_start = x_start.clamp(*self.input_range)
             tgt, src = target.to(device), seed_class.to(device)
-            with torch.enable_grad():
-                x_star = translation_steps(g, f, x_start, tgt, src, steps=self.steps,
+            with frozen(g_fast, f_fast), torch.enable_grad():
+                x_star = translation_steps(g_fast, f_fast, x_start, tgt, src, steps=self.steps,
                                            step_size=self.step_size, lam=self.lam,
                                            input_range=self.input_range)
             with torch.no_grad():
-                logits = g(x_star)
+                logits = g_fast(x_star)
                 loss_g = F.cross_entropy(logits, tgt, reduction="none")
                 prob_g = logits.softmax(dim=1).gather(1, tgt[:, None]).squeeze(1)
         finally:
@@ -179,7 +191,10 @@ class M2mTranslator:
         confident = is_confident(prob_g.numpy(), loss_g.numpy(), self.gamma, self.gamma_on)
         beta_ok = passes_beta(u_beta.cpu().numpy(), counts, seed_class.cpu().numpy(), target.cpu().numpy(),
                               self.beta)
-        reason = torch.from_numpy(decide(finite=finite.numpy(), confident=confident, beta_ok=beta_ok))
+        in_range = None if self.max_abs is None or x_star.numel() == 0 else within_range(
+            x_star.flatten(1).abs().amax(dim=1).numpy(), self.max_abs)
+        reason = torch.from_numpy(decide(finite=finite.numpy(), confident=confident, beta_ok=beta_ok,
+                                         in_range=in_range))
         accepted = reason == REASONS["accepted"]
 
         self.n_attempts_ += len(x0)

@@ -6,12 +6,14 @@ Nothing here imports another module of the package; everything else may import t
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import json
 import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -29,6 +31,8 @@ STREAMS = {
     "split": 8,
     "shuffle": 9,
     "smote": 10,
+    "rand_label": 11,
+    "seed_subset": 12,
 }
 
 
@@ -118,6 +122,152 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def progress_bar(*, total: int | None = None, desc: str = "", enabled: bool = True, leave: bool = False,
+                 unit: str = "it", iterable=None):
+    """A tqdm bar with a total that redraws at most every 5 s when stderr is a log file (DVC, CI)
+    rather than a terminal."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=leave, unit=unit,
+                dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 5.0)
+
+
+# -- guarding outputs ------------------------------------------------------------------------------
+
+def _lock_path(path: Path) -> Path:
+    # beside the output, not inside it: the output folder itself is replaced by an atomic rename
+    return path.with_name(f".{path.name}.lock")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, owned by another user
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def output_lock(path: str | Path) -> Iterator[Path]:
+    """Hold the write lock of the output ``path`` (a pool, a prepared dataset, a run folder).
+
+    The lock is the file ``.<name>.lock`` beside ``path``, holding the writer's PID under an
+    exclusive ``flock``. A second writer gets a one-line M2mError naming the holder's PID instead
+    of silently overwriting (the last writer used to win). The kernel drops a dead process's
+    flock, so the lock of a killed writer (SIGKILL, a lost machine) is simply taken over.
+    """
+    import fcntl
+
+    path = Path(path)
+    lock = _lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(10):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if holder.isdigit() and not _pid_alive(int(holder)):
+                # a dead PID under a held flock: the lock file was inherited by a child; wait it out
+                holder += " (exited; a child process of it still holds the lock)"
+            raise M2mError(f"{path} is being written by process {holder} (lock {lock}); wait for it to "
+                           f"finish, or stop it") from None
+        # The holder before us may have unlinked the file between our open and our flock: then we
+        # hold a lock nobody else sees, so start again on the file now at that path.
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    else:
+        raise M2mError(f"could not take the lock {lock} of {path}: it keeps being replaced")
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield lock
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)   # before unlocking: whoever locks next sees a fresh file
+        os.close(fd)
+
+
+def _zarr_kind(path: Path) -> str | None:
+    """The ``kind`` attribute of a zarr v3 group at ``path`` (read as plain JSON), or None."""
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return None
+    attrs = meta.get("attributes") if isinstance(meta, dict) else None
+    return attrs.get("kind") if isinstance(attrs, dict) else None
+
+
+def check_output_dir(path: str | Path, kind: str, *, is_kind: Callable[[Path], bool] | None = None) -> None:
+    """Refuse to write an output of ``kind`` over a folder that holds something else.
+
+    Writing replaces the folder whole, so pointing ``--out`` at a folder of the user's own files
+    would delete them. Allowed: a missing path, an empty folder, or a folder that is already this
+    kind of artefact (by default: a zarr group whose ``kind`` attribute is ``kind``; ``is_kind``
+    overrides the test, e.g. for run folders).
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise M2mError(f"output {path} is a file, not a folder; pass another --out")
+    if not any(path.iterdir()):
+        return
+    same = is_kind(path) if is_kind is not None else _zarr_kind(path) == kind
+    if not same:
+        raise M2mError(f"output folder {path} is not empty and does not hold a {kind}; writing there would "
+                       f"delete its files: pass an empty or new folder as --out")
+
+
+def check_free_space(path: str | Path, need_bytes: int, what: str) -> None:
+    """Refuse before writing ``need_bytes`` at ``path`` when its file system has less free space,
+    rather than fail half-way with a full disk."""
+    probe = Path(path).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need_bytes > free:
+        raise M2mError(f"{what} needs about {need_bytes / 2**20:.1f} MiB but {probe} has only "
+                       f"{free / 2**20:.1f} MiB free; free some space or pass another --out")
+
+
+# errno values that are the user's environment, not a bug: say so on one line
+_USER_OS_ERRORS = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                   errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
+                   errno.EDQUOT: "disk quota exceeded"}
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """A one-line message for an OSError caused by the output location, else None."""
+    reason = _USER_OS_ERRORS.get(exc.errno)
+    if reason is None:
+        return None
+    where = f" at {exc.filename}" if exc.filename else ""
+    return f"{reason}{where}; free some space or fix the permissions, or pass another --out"
+
+
+@contextlib.contextmanager
+def user_os_errors() -> Iterator[None]:
+    """Turn an OSError of the output location (read-only, full disk) into an M2mError."""
+    try:
+        yield
+    except OSError as exc:
+        message = os_error_message(exc)
+        if message is None:
+            raise
+        raise M2mError(message) from None
 
 
 def default_device() -> torch.device:

@@ -12,12 +12,42 @@ def add_args(p):
     p.add_argument("--out", required=True, help="folder for report.md and report.csv")
     p.add_argument("--which", choices=("best_val", "last"), default="best_val",
                    help="checkpoint whose test numbers are reported (default: best validation bACC)")
+    p.add_argument("--summary", default=None, help="write the flat per-dataset summary (method x seed, numbers "
+                   "only) for `dvc metrics show` to this JSON")
+    p.add_argument("--predictions", default=None, help="folder of the evaluate stage's <method>-seed<s>.npz; "
+                   "with --figures, draws the paper's figures from them")
+    p.add_argument("--figures", default=None, help="folder for recall_vs_size.png, cumulative_false_positives.png, "
+                   "tsne.png, confusion.png")
+    p.add_argument("--histories", default=None, help="folder of the training histories (plots/<dataset>); with "
+                   "--curves, writes them as one overlay file")
+    p.add_argument("--curves", default=None, help="JSON of every run's validation curve, one row per (run, epoch) "
+                   "with a `method` field (a DVC plot overlaying the methods)")
 
 
 def work(args, params):
     dataset = params["dataset"]
     rho = prepare_options(params, dataset).get("rho")  # picks the paper's CIFAR-LT column
     print(report(dataset, args.metrics, args.out, rho=rho, which=args.which))
+    if args.summary:
+        from m2m_pipeline.report import write_summary
+
+        print(f"summary: {write_summary(dataset, args.metrics, args.summary, which=args.which)}")
+    if args.predictions and args.figures:
+        from pathlib import Path
+
+        from m2m_pipeline.figures import paper_figures
+
+        files = sorted(Path(args.predictions).glob("*.npz"))
+        for name, path in paper_figures(files, args.figures, dataset=dataset).items():
+            print(f"{name}: {path}")
+    if args.histories and args.curves:
+        from pathlib import Path
+
+        from m2m_pipeline.report import write_curves
+
+        runs = [p for p in sorted(Path(args.histories).glob("*-seed*.json"))
+                if not p.name.startswith(("g-seed", "warm-"))]
+        print(f"curves: {write_curves(runs, args.curves)}")
 
 
 if __name__ == "__main__":

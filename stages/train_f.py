@@ -1,7 +1,7 @@
-"""DVC stages `train_f` and `train_m2m`: train f with one method to the end of the schedule."""
+"""DVC stage `train_f`: train f with a method that uses no pool (ERM, DRS, ...) to the end of the schedule."""
 
-from m2m_pipeline.config import fit_options, m2m_config, preset_for
-from m2m_pipeline.pipeline import run_train_f
+from m2m_pipeline.config import fit_options, preset_for
+from m2m_pipeline.jobs.train import run_train_f
 from m2m_pipeline.training import get_method
 
 from _common import run_stage
@@ -14,8 +14,6 @@ def add_args(p):
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--warm", help="warm_f run folder (deferred methods trained with CE)")
     p.add_argument("--warm-ldam", help="warm_f_ldam run folder (deferred methods trained with LDAM)")
-    p.add_argument("--g", help="g checkpoint (translating methods)")
-    p.add_argument("--pools", help="pools folder of this run (translating methods)")
     p.add_argument("--history", help="per-epoch history JSON (a DVC plot)")
 
 
@@ -23,9 +21,7 @@ def work(args, params):
     dataset = params["dataset"]
     warm = args.warm_ldam if get_method(args.method).warm == "ldam" else args.warm
     run_train_f(args.prepared, preset_for(params, dataset), method=args.method, seed=args.seed,
-                out_dir=args.out, warm_dir=warm, g_path=args.g,
-                m2m=m2m_config(params, dataset) if args.pools else None, pools_dir=args.pools,
-                options=fit_options(params), history=args.history)
+                out_dir=args.out, warm_dir=warm, options=fit_options(params), history=args.history)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ import pytest
 
 from m2m_pipeline.datasets import create_dataset
 from m2m_pipeline.pools import TranslationConfig
-from m2m_pipeline.training import Preset, pretrain_g, warm_f
+from m2m_pipeline.jobs.train import pretrain_g, warm_f
+from m2m_pipeline.training import Preset
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from m2m_pipeline.datasets import create_dataset, list_datasets
-from m2m_pipeline.datasets import images as images_mod
+from m2m_pipeline.datasets import image_io as images_mod
 from m2m_pipeline.datasets.info import describe_dataset, format_dataset_info
 from m2m_pipeline.datasets.text import STOP_WORDS
 from m2m_pipeline.datasets.twitter import EMBED_DIM, hashed_embedding
@@ -524,7 +524,7 @@ def test_cifar10_lt_imagefolder_exact(tmp_path):
     # N_k = int(20 * 2^(-k/9)), k = 0..9
     assert data.class_counts.tolist() == [20, 18, 17, 15, 14, 13, 12, 11, 10, 10]
     assert np.bincount(data.val.y).tolist() == [1] * 10 and np.bincount(data.test.y).tolist() == [9] * 10
-    assert data.train.x.shape[1:] == (3, 32, 32) and data.preset == "cifar"
+    assert data.train.x.shape[1:] == (3, 32, 32) and data.preset == "cifar10-lt"
     assert data.augment == {"crop_pad": 4, "flip": True}
     assert data.meta["source"]["layout"] == "imagefolder"
     # the first N_k files of each class (sorted by name): G = 10 * file index, R = 20 * class
@@ -630,17 +630,31 @@ def test_sun397_errors(tmp_path):
 
 
 def test_celeba5_recipe_on_fixture(tmp_path):
-    root = make_celeba(tmp_path)
-    data = create_dataset("celeba5", data_root=root, subsample=2, n_val=2, n_test=3)
+    # Exactly-one images a class (40, 30, 14, 20, 12) plus 4 rows with Black_Hair and Brown_Hair
+    # both set: the attribute counts A_k are (40, 34, 14, 24, 12). The release's rule, 1/subsample
+    # of A_k, here subsample 4: floor(A_k / 4) = (10, 8, 3, 6, 3) training images a class (the
+    # two-label rows count in A_k but are never used: 30 // 4 = 7 and 20 // 4 = 5 would be wrong).
+    # Test (3) and validation (2) images are taken in addition, not out of those.
+    root = make_celeba(tmp_path, n_two=4)
+    data = create_dataset("celeba5", data_root=root, subsample=4, n_val=2, n_test=3)
     assert data.class_names == ["Blond_Hair", "Black_Hair", "Bald", "Brown_Hair", "Gray_Hair"]
+    assert data.meta["attribute_counts"] == [40, 34, 14, 24, 12]
     assert data.meta["full_counts"] == [40, 30, 14, 20, 12]  # none-of and two-of rows excluded
-    assert data.meta["n_excluded_not_exactly_one"] == 7
-    assert data.meta["subsampled_counts"] == [20, 15, 7, 10, 6]
+    assert data.meta["n_excluded_not_exactly_one"] == 8
+    assert data.class_counts.tolist() == [10, 8, 3, 6, 3]
+    assert data.meta["train_counts_before_holdout"] == [10, 8, 3, 6, 3]
     assert np.bincount(data.test.y).tolist() == [3] * 5
     assert np.bincount(data.val.y).tolist() == [2] * 5
-    assert data.class_counts.tolist() == [15, 10, 2, 5, 1]
     assert data.train.x.shape[1:] == (3, 32, 32) and data.preset == "celeba5"
-    assert data.meta["train_counts_before_holdout"] == [15, 10, 2, 5, 1]
+    assert (len(data.train), len(data.val), len(data.test)) == (30, 10, 15)
+
+    # the release's sizes for the real CelebA counts, and the explicit override
+    from m2m_pipeline.datasets.celeba import celeba5_train_sizes
+    assert celeba5_train_sizes([29983, 48472, 4547, 41572, 8499], 20) == [1499, 2423, 227, 2078, 424]
+    data = create_dataset("celeba5", data_root=root, n_val=2, n_test=3, train_counts=[5, 4, 3, 2, 1])
+    assert data.class_counts.tolist() == [5, 4, 3, 2, 1]
+    with pytest.raises(M2mError, match=r"train_counts must be 5 positive sizes"):
+        create_dataset("celeba5", data_root=root, train_counts=[5, 4])
 
 
 def test_imagenet_lt_recipe_on_fixture(tmp_path):
@@ -737,9 +751,10 @@ def test_celeba5_errors(tmp_path):
     root = make_celeba(tmp_path / "m")
     (root / "celeba" / "img_align_celeba" / "000001.jpg").unlink()
     with pytest.raises(M2mError, match=r"cannot decode image .*000001\.jpg"):
-        create_dataset("celeba5", data_root=root, subsample=1, n_val=2, n_test=3)
+        create_dataset("celeba5", data_root=root, n_val=2, n_test=3, train_counts=[35, 1, 1, 1, 1])
     root = make_celeba(tmp_path / "s")
-    with pytest.raises(M2mError, match=r"class Bald keeps 1 images after the 1/20 subsample"):
+    with pytest.raises(M2mError, match=r"class Blond_Hair has 40 images with exactly one hair colour, "
+                                       r"the recipe needs 2 training \+ 100 test \+ 50 validation = 152"):
         create_dataset("celeba5", data_root=root)
 
 

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from m2m_pipeline.pools.codec import read_x
 from m2m_pipeline.store import open_pool
-from m2m_pipeline.training import Preset, load_checkpoint, lr_at, save_checkpoint, train_f
+from m2m_pipeline.pipeline import train_method as train_f
+from m2m_pipeline.training import Preset, load_checkpoint, lr_at, save_checkpoint
 from m2m_pipeline.training import loop as loop_mod
 from m2m_pipeline.utils import M2mError
 
@@ -42,7 +44,8 @@ def test_m2m_trains_on_exactly_the_accepted_pool_rows(tmp_path, trained, digits,
     total_accepted = 0
     for epoch in range(tiny_preset.deferred_epoch, tiny_preset.epochs):
         pool = open_pool(tmp_path / "pools" / f"epoch_{epoch}")
-        rows = pool.rows(("slot", "x", "accepted"))
+        rows = pool.rows(("slot", "accepted"))
+        rows["x"] = read_x(pool, digits)   # x* as training reads it (decoded)
         accepted = {int(s): x for s, x, a in zip(rows["slot"], rows["x"], rows["accepted"]) if a}
         trained_on = {}
         for e, _slots, swapped in seen:

@@ -5,7 +5,7 @@ from .registry import (DatasetEntry, create_dataset, dataset_preset, dataset_slu
                        register_dataset, resolve_dataset)
 
 # Importing a recipe module registers it.
-from . import digits, images, text, twitter  # noqa: F401,E402
+from . import celeba, cifar, digits, image_folder, imagenet_lt, sun397, text, twitter  # noqa: F401,E402
 
 __all__ = [
     "DatasetEntry", "PreparedData", "Split", "create_dataset", "dataset_preset", "dataset_slug", "list_datasets",

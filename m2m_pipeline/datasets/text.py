@@ -62,9 +62,12 @@ def tokenize(text: str) -> list[str]:
 
 
 def read_labelled_lines(path: Path, layout: str = TEXT_LAYOUT) -> tuple[list[str], list[str]]:
-    """``(labels, texts)`` of a ``LABEL<TAB>text`` file. Blank lines are skipped; a line without a
+    """``(labels, texts)`` of a ``LABEL<TAB>text`` file, UTF-8 with or without a byte-order mark,
+    LF or CRLF line ends. Blank lines are skipped; a line without a
     TAB (a truncated or malformed file) or with an empty label raises an M2mError naming the line."""
-    content = read_text_file(path, layout)
+    # A UTF-8 byte-order mark (Windows editors write one) would otherwise glue itself to the first
+    # label, which then names a class of its own and the first document is silently dropped.
+    content = read_text_file(path, layout).removeprefix("\ufeff")
     labels: list[str] = []
     texts: list[str] = []
     # split on "\n" only: str.splitlines() would also cut at \x0b, \x1c, \u2028 inside a text

@@ -40,7 +40,14 @@ def _small_cnn(input_shape: tuple[int, ...], num_classes: int, **kw: Any) -> nn.
 
 @register_model("resnet32")
 def _resnet32(input_shape: tuple[int, ...], num_classes: int, **kw: Any) -> nn.Module:
-    return ResNetCifar(input_shape[0], num_classes, depth=32, **kw)
+    """He et al.'s ResNet-32 with the parameter-free option-A shortcut (the paper's release)."""
+    return ResNetCifar(input_shape[0], num_classes, depth=32, shortcut="A", **kw)
+
+
+@register_model("resnet32_proj")
+def _resnet32_proj(input_shape: tuple[int, ...], num_classes: int, **kw: Any) -> nn.Module:
+    """ResNet-32 with 1x1 conv + BN projection shortcuts (option B) where the shape changes."""
+    return ResNetCifar(input_shape[0], num_classes, depth=32, shortcut="projection", **kw)
 
 
 @register_model("preact_resnet18")

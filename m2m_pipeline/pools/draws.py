@@ -30,7 +30,23 @@ class SlotDraws:
     u_beta: np.ndarray
 
 
-def draw_slots(data: PreparedData, plan: EpochPlan, cfg: TranslationConfig, seed: int) -> SlotDraws:
+def seed_subset_mask(labels: np.ndarray, num_classes: int, size: int, seed: int) -> np.ndarray:
+    """Training rows allowed as seeds when each class may seed only from a fixed random subset of
+    ``size`` of its samples (Table 3, "# Seeds"); a class with fewer keeps all. Fixed before f
+    trains: a function of (seed, class) only, the same for every epoch."""
+    if size < 1:
+        raise ValueError(f"seed subset size must be >= 1, got {size}")
+    mask = np.zeros(len(labels), dtype=bool)
+    for k in range(num_classes):
+        members = np.flatnonzero(labels == k)
+        if len(members) > size:
+            members = rng_for(seed, "seed_subset", k).choice(members, size=size, replace=False)
+        mask[members] = True
+    return mask
+
+
+def draw_slots(data: PreparedData, plan: EpochPlan, cfg: TranslationConfig, seed: int,
+               allowed_seeds: np.ndarray | None = None) -> SlotDraws:
     """Choose the seed of every attempt slot of the plan (Algorithm 1, lines 5-7).
 
     ``seed_scope="dataset"`` (Algorithm 1): k0 ~ Q(k0 | k) of eq. (5), then a uniformly random
@@ -38,6 +54,8 @@ def draw_slots(data: PreparedData, plan: EpochPlan, cfg: TranslationConfig, seed
     authors' release): a sample of the slot's training batch, chosen with probability
     proportional to Q(y_j | k) over the batch items j, so P(k0) also grows with how many items of
     k0 the batch holds; x0 is that item exactly as the batch holds it (same augmentation).
+    ``allowed_seeds`` (a bool mask over training rows, :func:`seed_subset_mask`) restricts the
+    seed rows in both scopes; a slot left with no allowed seed is ``no_seed``.
     """
     labels, counts = data.train.y, data.class_counts
     epoch, n_slots = plan.epoch, len(plan)
@@ -51,7 +69,8 @@ def draw_slots(data: PreparedData, plan: EpochPlan, cfg: TranslationConfig, seed
     seed_aug = np.zeros((len(slots), 3), dtype=np.int16)
 
     if cfg.seed_scope == "dataset":
-        rows_of = [np.flatnonzero(labels == k) for k in range(len(counts))]
+        allowed = np.ones(len(labels), dtype=bool) if allowed_seeds is None else allowed_seeds
+        rows_of = [np.flatnonzero((labels == k) & allowed) for k in range(len(counts))]
         aug_all = draw_augment(rng_for(seed, "seed", epoch, 1), n_slots, data.augment)
         for i, (s, k) in enumerate(zip(slots, targets)):
             q = q_table[k]
@@ -59,6 +78,8 @@ def draw_slots(data: PreparedData, plan: EpochPlan, cfg: TranslationConfig, seed
                 continue
             k0 = min(int(np.searchsorted(np.cumsum(q), u_seed[s, 0] * q.sum(), side="right")), len(q) - 1)
             members = rows_of[k0]
+            if not len(members):
+                continue
             seed_class[i] = k0
             seed_index[i] = members[min(int(u_seed[s, 1] * len(members)), len(members) - 1)]
             seed_aug[i] = aug_all[s]
@@ -67,6 +88,8 @@ def draw_slots(data: PreparedData, plan: EpochPlan, cfg: TranslationConfig, seed
         for i, (s, k) in enumerate(zip(slots, targets)):
             batch = plan.batch_slots(int(s) // plan.batch_size)
             w = q_table[k][slot_labels[batch]]
+            if allowed_seeds is not None:
+                w = w * allowed_seeds[plan.order[batch]]
             total = w.sum()
             if total <= 0:
                 continue
@@ -96,4 +119,4 @@ def seed_inputs(data: PreparedData, seed_index: np.ndarray, seed_aug: np.ndarray
     return data.to_float(raw)
 
 
-__all__ = ["SlotDraws", "draw_slots", "seed_inputs", "start_noise"]
+__all__ = ["SlotDraws", "draw_slots", "seed_inputs", "seed_subset_mask", "start_noise"]

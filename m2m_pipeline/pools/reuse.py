@@ -1,21 +1,42 @@
-"""Reading pools back: provenance checks and the rows an epoch of training swaps in."""
+"""Reading pools back: provenance checks, and the rows an epoch of training swaps in.
+
+Two sources of swaps live here, both without translating anything: :class:`StoredSwaps` (the base:
+an epoch's rows already decided) and :class:`ReusedPools`, which reads another run's pools (the
+main M2m run of the seed) and applies an ablation's rule (``rules.py``) to the stored rows. The
+translating sources (``generate.TranslatedPools``, ``online.OnlinePools``) build on the same base.
+
+A source is driven by the training loop, once per epoch that uses pools:
+``begin_epoch(epoch, model) -> (plan, record)``, then ``batch_swaps(slots, model)`` for every
+mini-batch, then ``end_epoch(model) -> record``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
+from torch import nn
 
 from ..datasets import PreparedData
 from ..plan import EpochPlan
 from ..store import Pool, open_pool
 from ..utils import M2mError
+from .codec import read_x
+from .draws import seed_inputs
+from .rules import RULE_COLUMNS, apply_rule, check_rule
+
+
+class Swap(NamedTuple):
+    """What training puts in a slot in place of its real sample: an input and its label."""
+
+    x: np.ndarray
+    label: int
 
 
 def check_provenance(pool: Pool, **expected: Any) -> None:
     """Raise M2mError when a pool attribute differs from what its user expects (e.g.
-    ``dataset_fingerprint``, ``g_hash``, ``f_hash``, ``epoch``, ``seed``)."""
+    ``dataset_fingerprint``, ``g_hash``, ``f_hash``, ``warm_hash``, ``epoch``, ``seed``)."""
     attrs = pool.attrs
     for key, want in expected.items():
         have = attrs.get(key)
@@ -24,22 +45,104 @@ def check_provenance(pool: Pool, **expected: Any) -> None:
                            f"regenerate it (m2m-pipeline generate) or point at the matching pool")
 
 
-def load_swaps(path: str | Path, data: PreparedData, **expected: Any) -> tuple[EpochPlan, dict[int, np.ndarray]]:
-    """Read an epoch's plan and its accepted rows: the slots whose real sample training replaces.
-
-    Returns the plan stored in the pool and ``{slot: x*}`` for every accepted row.
-    """
-    pool = open_pool(path)
-    check_provenance(pool, dataset_fingerprint=data.fingerprint, **expected)
+def pool_plan(pool: Pool) -> EpochPlan:
+    """The epoch's plan as stored beside the rows (training reads it back, never recomputes it)."""
     attrs = pool.attrs
     p = pool.plan_arrays()
-    plan = EpochPlan(epoch=int(attrs["epoch"]), order=p["order"], attempt=p["attempt"], aug=p["aug"],
+    return EpochPlan(epoch=int(attrs["epoch"]), order=p["order"], attempt=p["attempt"], aug=p["aug"],
                      batch_size=int(attrs["train_batch_size"]))
-    accepted = pool.array("accepted")
-    rows = np.flatnonzero(accepted)
-    slots = pool.array("slot")[rows]
-    xs = pool.array("x", rows) if len(rows) else np.zeros((0, *data.input_shape), np.float32)
-    return plan, {int(s): xs[i] for i, s in enumerate(slots)}
 
 
-__all__ = ["check_provenance", "load_swaps"]
+def read_pool_x(pool: Pool, rows: np.ndarray, data: PreparedData) -> np.ndarray:
+    """x* of the stored ``rows`` (row indices), as the model's float input."""
+    if not len(rows):
+        return np.zeros((0, *data.input_shape), np.float32)
+    return read_x(pool, data, rows)   # decoded from the compact x_delta/x_exp (pools/codec.py)
+
+
+def read_swaps(path: str | Path, data: PreparedData, *, rule: str = "accepted", seed: int | None = None,
+               rule_params: Mapping[str, Any] | None = None,
+               **expected: Any) -> tuple[EpochPlan, dict[int, Swap], dict[str, int]]:
+    """Read an epoch's plan and the swaps that ``rule`` takes from its rows.
+
+    ``expected`` provenance (``dataset_fingerprint`` always, ``seed`` when given) is compared with
+    the pool's attributes first; the seed also keys the random relabelling of ``rule="rand"``.
+    Returns (plan, {slot: Swap}, counts) where counts has ``n_used`` (rows the rule uses) and
+    ``n_accepted`` (rows M2m's own rule accepted).
+    """
+    check_rule(rule, rule_params)
+    pool = open_pool(path)
+    if seed is not None:
+        expected["seed"] = int(seed)
+    check_provenance(pool, dataset_fingerprint=data.fingerprint, **expected)
+    attrs = pool.attrs
+    plan = pool_plan(pool)
+    cols = {name: pool.array(name) for name in RULE_COLUMNS}
+    pool_seed = int(attrs["seed"]) if seed is None else int(seed)
+    outcome = apply_rule(rule, cols, attrs, num_classes=data.num_classes, seed=pool_seed, epoch=plan.epoch,
+                         rule_params=rule_params)
+    used = np.flatnonzero(outcome.used)
+    clean = outcome.clean[used]
+    xs = np.empty((len(used), *data.input_shape), np.float32)
+    if (~clean).any():
+        xs[~clean] = read_pool_x(pool, used[~clean], data)
+    if clean.any():
+        # M2m-Clean: x0 exactly as it entered translation (the seed row with its recorded augmentation).
+        rows_clean = used[clean]
+        xs[clean] = seed_inputs(data, cols["seed_index"][rows_clean], cols["seed_aug"][rows_clean]).numpy()
+    swaps = {int(cols["slot"][r]): Swap(xs[i], int(outcome.label[r])) for i, r in enumerate(used)}
+    return plan, swaps, {"n_used": int(len(used)), "n_accepted": int(np.count_nonzero(cols["accepted"]))}
+
+
+def load_swaps(path: str | Path, data: PreparedData, **expected: Any) -> tuple[EpochPlan, dict[int, Swap]]:
+    """M2m's own rule: the plan and ``{slot: Swap(x*, k)}`` for every accepted row."""
+    plan, swaps, _ = read_swaps(path, data, rule="accepted", **expected)
+    return plan, swaps
+
+
+class StoredSwaps:
+    """Base of the swap sources: serves the swaps of the current epoch batch by batch."""
+
+    def __init__(self) -> None:
+        self._swaps: dict[int, Swap] = {}
+
+    def begin_epoch(self, epoch: int, model: nn.Module) -> tuple[EpochPlan, dict[str, Any]]:
+        raise NotImplementedError
+
+    def batch_swaps(self, slots: np.ndarray, model: nn.Module) -> dict[int, Swap]:
+        return {int(s): self._swaps[int(s)] for s in slots if int(s) in self._swaps}
+
+    def end_epoch(self, model: nn.Module) -> dict[str, Any]:
+        return {}
+
+
+class ReusedPools(StoredSwaps):
+    """Another run's pools under ``pools_dir/epoch_<e>``, re-decided with ``rule`` (an ablation).
+
+    ``expected`` provenance is checked on every epoch's pool: the seed and the warm checkpoint's
+    weights hash must be this run's, so the ablation differs from the reused run only by its rule.
+    Nothing is translated: this module does not import the translation code.
+    """
+
+    def __init__(self, pools_dir: str | Path, data: PreparedData, *, rule: str, seed: int,
+                 rule_params: Mapping[str, Any] | None = None, expected: Mapping[str, Any] | None = None):
+        super().__init__()
+        check_rule(rule, rule_params)
+        self.pools_dir = Path(pools_dir)
+        self.data, self.rule, self.seed = data, rule, int(seed)
+        self.rule_params = dict(rule_params or {})
+        self.expected = dict(expected or {})
+
+    def begin_epoch(self, epoch: int, model: nn.Module) -> tuple[EpochPlan, dict[str, Any]]:
+        path = self.pools_dir / f"epoch_{epoch}"
+        if not path.exists():
+            raise M2mError(f"pool {path} does not exist: the reused run has no pool for epoch {epoch}; "
+                           f"run it first (dvc repro, or m2m-pipeline train-f --method "
+                           f"{self.expected.get('run', 'M2m')})")
+        plan, self._swaps, counts = read_swaps(path, self.data, rule=self.rule, rule_params=self.rule_params,
+                                               seed=self.seed, epoch=epoch, **self.expected)
+        return plan, {"pool": str(path), "n_used": counts["n_used"], "n_accepted": counts["n_accepted"]}
+
+
+__all__ = ["ReusedPools", "StoredSwaps", "Swap", "check_provenance", "load_swaps", "pool_plan", "read_pool_x",
+           "read_swaps"]

@@ -63,6 +63,11 @@ def load_checkpoint(path: str | Path, *, data: PreparedData | None = None,
                        f"checkpoint: delete it and re-run the stage that makes it") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
         raise M2mError(f"{path} is not an m2m-pipeline checkpoint")
+    missing = [k for k in ("model_state", "config", "epoch", "dataset_fingerprint") if k not in ckpt]
+    if missing:
+        raise M2mError(f"checkpoint {path} misses {missing}; it is damaged or from another version: "
+                       f"re-run the stage that makes it")
+    ckpt["path"] = str(path)   # for the messages of model_from_checkpoint
     if data is not None:
         n = ckpt["config"]["num_classes"]
         if n != data.num_classes:
@@ -75,6 +80,38 @@ def load_checkpoint(path: str | Path, *, data: PreparedData | None = None,
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], device: torch.device | str = "cpu") -> nn.Module:
-    model = build_model(ckpt["config"])
-    model.load_state_dict(ckpt["model_state"])
+    """The network of a checkpoint; weights that do not fit the network its config describes
+    (missing or extra keys, other tensor shapes) are a one-line M2mError, not a torch traceback."""
+    where = f"checkpoint {ckpt['path']}" if ckpt.get("path") else "checkpoint"
+    try:
+        model = build_model(ckpt["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise M2mError(f"{where} has an unusable model config ({type(exc).__name__}: {exc}); "
+                       f"re-run the stage that makes it") from None
+    state = ckpt.get("model_state")
+    if not isinstance(state, dict):
+        raise M2mError(f"{where} holds no model weights; re-run the stage that makes it")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})" for k, v in expected.items()
+             if k in state and isinstance(state[k], torch.Tensor) and tuple(state[k].shape) != tuple(v.shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_few(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_few(unexpected)}")
+    if wrong:
+        problems.append(f"wrong shapes {_few(wrong)}")
+    if problems:
+        raise M2mError(f"{where} does not fit its {ckpt['config'].get('model')!r} model: {'; '.join(problems)}; "
+                       f"it is damaged or from another version: re-run the stage that makes it")
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as exc:
+        raise M2mError(f"{where} weights cannot be loaded ({str(exc).splitlines()[0]})") from None
     return model.to(device)
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,33 +11,16 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..datasets import PreparedData, Split
 from ..metrics import balanced_metrics
 from ..plan import EpochPlan, apply_augment, make_plan
-from ..pools.config import TranslationConfig
-from ..pools.generate import generate_pool
-from ..pools.reuse import load_swaps
-from ..utils import M2mError, default_device, rng_for, state_hash
+from ..utils import M2mError, atomic_write_bytes, default_device, progress_bar, rng_for, state_hash
 from .checkpoint import model_config, build_model, model_from_checkpoint, save_checkpoint
 from .losses import class_weights, make_criterion
 from .methods import MethodSpec, check_method
+from .options import FitOptions
 from .schedule import Preset, lr_at
-
-
-@dataclass
-class FitOptions:
-    """Method parameters beyond the spec (params.yaml ``train_f``)."""
-
-    focal_gamma: float = 1.0
-    cb_beta: float = 0.9999
-    ldam_max_margin: float = 0.5
-    ldam_s: float = 30.0
-    smote_k_neighbors: int = 5
-    smote_max_bytes: int | None = None   # SMOTE output limit; None = half the memory available
-    weight_reduction: str = "mean"       # class-weighted loss: "mean" (release) | "normalized" (losses.py)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -76,16 +58,36 @@ def smote_split(split: Split, class_counts: np.ndarray, seed: int, k_neighbors: 
 
 
 def batch_inputs(data: PreparedData, train: Split, plan: EpochPlan, slots: np.ndarray,
-                 swaps: dict[int, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training batch of ``slots``: real rows with their planned augmentation, and the
-    accepted translations in the slots the pool names (labelled with the slot's class k)."""
+                 swaps: dict[int, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training batch of ``slots``: real rows with their planned augmentation, and in every slot
+    that ``swaps`` names, its pool row's input and label (x* labelled with the target k for M2m;
+    what an ablation's rule says otherwise, pools/rules.py)."""
     rows = plan.order[slots]
     x = data.to_float(apply_augment(train.x[rows], plan.aug[slots], data.augment))
+    y = torch.from_numpy(train.y[rows].astype(np.int64))
     for i, s in enumerate(slots):
         swapped = swaps.get(int(s))
         if swapped is not None:
-            x[i] = torch.from_numpy(swapped)
-    return x, torch.from_numpy(train.y[rows])
+            x[i] = torch.from_numpy(swapped.x)
+            y[i] = int(swapped.label)
+    return x, y
+
+
+# Per-epoch counters every history row carries (0 where the epoch uses no pool), so the rows of
+# every method have the same keys and plot together.
+POOL_COUNTERS = ("n_attempts", "n_accepted", "n_used")
+COMPLETE_MARKER = "complete.json"
+
+
+def run_status(run_dir: str | Path) -> dict[str, Any] | None:
+    """The completion marker of a run folder (written when fit reached its last epoch), or None."""
+    path = Path(run_dir) / COMPLETE_MARKER
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass
@@ -98,25 +100,31 @@ class FitResult:
 
 
 def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, run_dir: str | Path,
-        end_epoch: int, start: dict[str, Any] | None = None, start_best: str | Path | None = None,
-        g: nn.Module | None = None, m2m: TranslationConfig | None = None, pools_dir: str | Path | None = None,
-        options: FitOptions | None = None, params: dict[str, Any] | None = None,
-        device: torch.device | None = None, progress: bool = True) -> FitResult:
+        end_epoch: int, start: dict[str, Any] | None = None, resume: bool = False,
+        swaps: Any = None, options: FitOptions | None = None,
+        params: dict[str, Any] | None = None, device: torch.device | None = None,
+        progress: bool = True) -> FitResult:
     """Train f (or g) with ``method`` from ``start`` (a loaded checkpoint) or from scratch, up to
-    ``end_epoch`` (exclusive). Writes ``last.pt`` after every epoch and ``best.pt`` whenever the
-    validation bACC reaches or beats the best so far (the authors' selection rule: the last epoch
-    with the best validation accuracy). For a translating method, epoch e
-    first writes ``pools_dir/epoch_<e>`` with g and the snapshot of f at the start of e, then
-    trains on the plan stored in that pool with its accepted rows swapped in.
+    ``end_epoch`` (exclusive).
+
+    ``start`` is either a warm checkpoint (a deferred method continues it; ``resume=False``) or this
+    run's own ``last.pt`` (``resume=True``: an interrupted run goes on from its last completed
+    epoch with its optimizer state and best-so-far, and ends as an uninterrupted run would).
+    Writes ``last.pt`` after every epoch and ``best.pt`` whenever the validation bACC reaches or
+    beats the best so far among the epochs this method trains (the authors' rule: the last epoch
+    with the best validation accuracy; a deferred method never selects the shared warm phase), and
+    ``complete.json`` once ``end_epoch`` is reached. Epochs where the method uses pools take the
+    plan and the swapped rows from ``swaps`` (pools/reuse.py, generate.py, online.py).
     """
     options = options or FitOptions()
     device = device or default_device()
-    if method.translate and (g is None or m2m is None or pools_dir is None):
-        raise M2mError(f"method {method.name} needs g, the m2m parameters and a pools folder")
+    if method.uses_pools and swaps is None:
+        raise M2mError(f"method {method.name} trains on pool rows: it needs a swap source (pools)")
     check_method(method, preset, class_counts=data.class_counts, input_shape=data.input_shape,
                  options=options)  # every bad-input error before any training or output
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / COMPLETE_MARKER).unlink(missing_ok=True)
 
     config = model_config(data, preset.model, preset.model_args, method.norm_last)
     if start is not None:
@@ -126,8 +134,11 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
         model = model_from_checkpoint(start, device)
         first_epoch = int(start["epoch"])
         history = list(start["extra"].get("history", []))
-        best_val = float(start["extra"].get("best_val_bacc", -1.0))
-        best_epoch = int(start["extra"].get("best_epoch", -1))
+        if resume:
+            best_val = float(start["extra"].get("best_val_bacc", -1.0))
+            best_epoch = int(start["extra"].get("best_epoch", -1))
+        else:
+            best_val, best_epoch = -1.0, -1
     else:
         torch.manual_seed(int(rng_for(seed, "init").integers(2**31 - 1)))
         model = build_model(config).to(device)
@@ -141,38 +152,23 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
         optimizer.load_state_dict(start["optimizer_state"])
 
     best_path, last_path = run_dir / "best.pt", run_dir / "last.pt"
-    if start_best is not None and Path(start_best).is_file():
-        shutil.copyfile(start_best, best_path)  # the warm phase's best stays a candidate
     train = data.train
     if method.smote:
         train = smote_split(train, data.class_counts, seed, options.smote_k_neighbors)
     train_counts = np.bincount(train.y, minlength=data.num_classes)
-    g_hash = state_hash(g.state_dict()) if g is not None else None
     ckpt_params = {"method": method.name, "seed": seed, "preset": preset.to_dict(), **(params or {})}
 
-    # Redraw at most every 5 s when stderr is a log file (DVC, CI), not a terminal.
-    redraw = 0.1 if sys.stderr.isatty() else 5.0
-    bar = tqdm(range(first_epoch, end_epoch), desc=f"{method.name} epochs", disable=not progress,
-               dynamic_ncols=True, mininterval=redraw)
+    bar = progress_bar(iterable=range(first_epoch, end_epoch), total=end_epoch - first_epoch,
+                       desc=f"{method.name} epochs", enabled=progress, leave=True, unit="epoch")
     for epoch in bar:
         lr = lr_at(epoch, preset)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        record: dict[str, Any] = {"epoch": epoch, "lr": lr}
-        swaps: dict[int, np.ndarray] = {}
-        if method.translates_at(epoch, preset.deferred_epoch):
-            plan = make_plan(train.y, train_counts, seed=seed, epoch=epoch, order="balanced", attempts=True,
-                             augment=data.augment, batch_size=preset.batch_size)
-            pool_path = Path(pools_dir) / f"epoch_{epoch}"
-            with tqdm(total=int(plan.attempt.sum()), desc=f"translate epoch {epoch}", leave=False, mininterval=redraw,
-                      disable=not progress, dynamic_ncols=True) as tbar:
-                summary = generate_pool(g=g, f=model, data=data, plan=plan, cfg=m2m, seed=seed, out=pool_path,
-                                        provenance={"run": method.name, "f_epoch": epoch}, progress=tbar.update)
-            # Training reads the plan and the accepted rows back through the pool store.
-            plan, swaps = load_swaps(pool_path, data, g_hash=g_hash, f_hash=state_hash(model.state_dict()),
-                                     epoch=epoch, seed=seed)
-            record.update(n_attempts=summary.n_attempts, n_accepted=summary.n_accepted,
-                          reasons=summary.reasons)
+        record: dict[str, Any] = {"epoch": epoch, "lr": lr, **{k: 0 for k in POOL_COUNTERS}}
+        source = swaps if method.translates_at(epoch, preset.deferred_epoch) else None
+        if source is not None:
+            plan, info = source.begin_epoch(epoch, model)
+            record.update(info)
         else:
             plan = make_plan(train.y, train_counts, seed=seed, epoch=epoch,
                              order=method.order_at(epoch, preset.deferred_epoch), attempts=False,
@@ -188,7 +184,8 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
             slots = plan.batch_slots(b)
             if len(slots) < 2:  # batch norm cannot train on a single row
                 continue
-            x, y = batch_inputs(data, train, plan, slots, swaps)
+            batch_swaps = source.batch_swaps(slots, model) if source is not None else {}
+            x, y = batch_inputs(data, train, plan, slots, batch_swaps)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = criterion(model(x), y)
             if not torch.isfinite(loss):
@@ -199,6 +196,8 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
             optimizer.step()
             total_loss += float(loss.detach()) * len(slots)
             n_seen += len(slots)
+        if source is not None:
+            record.update(source.end_epoch(model))
         val = balanced_metrics(data.val.y, predict(model, data, data.val, batch_size=preset.eval_batch_size),
                                data.class_counts)
         record.update(train_loss=total_loss / max(n_seen, 1), val_bacc=val["bacc"], val_gm=val["gm"])
@@ -214,12 +213,16 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
         if improved:
             save_checkpoint(best_path, **ckpt)
         bar.set_postfix(lr=f"{lr:.3g}", loss=f"{record['train_loss']:.3f}", val_bacc=f"{val['bacc']:.1f}")
-    if first_epoch == end_epoch and start is not None:
+    if first_epoch == end_epoch and start is not None and not resume:
         # Nothing to train (e.g. the warm phase already covers every epoch): keep the start as last.
         save_checkpoint(last_path, model=model, optimizer=optimizer, config=config, params=ckpt_params,
                         epoch=end_epoch, dataset_fingerprint=data.fingerprint, extra=start["extra"])
     if not best_path.exists():
         shutil.copyfile(last_path, best_path)
+    # Written last: evaluate refuses a run folder without it (an interrupted run).
+    atomic_write_bytes(run_dir / COMPLETE_MARKER, json.dumps({
+        "method": method.name, "seed": int(seed), "end_epoch": int(end_epoch), "best_epoch": int(best_epoch),
+        "weights_hash": state_hash(model.state_dict())}, indent=1).encode())
     return FitResult(history, best_epoch, best_val, last_path, best_path)
 
 

@@ -28,6 +28,14 @@ class MethodSpec:
     smote: bool = False                # train on imbalanced-learn's SMOTE output
     warm: str | None = None            # the warm checkpoint a deferred method starts from: "ce" | "ldam"
     description: str = ""
+    # -- what an M2m-style method takes from its pools (pools/rules.py); ablations differ only here --
+    pool_rule: str = "accepted"        # accepted | clean | rand | no_reject | no_gamma | gamma
+    reuse: str | None = None           # read this method's pools instead of translating (no g, no translation)
+    generator: str = "g"               # translate with: g | self (f itself, M2m-Self) | ensemble (g + ERM f)
+    m2m_overrides: tuple[tuple[str, Any], ...] = ()  # translation parameters fixed by the method (lam=0)
+    seed_subset: int | None = None     # seeds of class k0 only from a fixed subset of this size (Table 3)
+    online: bool = False               # translate each mini-batch with the current f (the paper's loop)
+    paper_table: str = ""              # where the paper reports it ("Table 4", "Table 5", ...)
 
     @property
     def norm_last(self) -> bool:
@@ -48,7 +56,19 @@ class MethodSpec:
         return self.weighting
 
     def translates_at(self, epoch: int, deferred_epoch: int) -> bool:
-        return self.translate and epoch >= deferred_epoch
+        """Whether epoch ``epoch`` trains with pool rows (its own translations or reused ones).
+        Deferred methods start at the deferred epoch; M2m-RS (not deferred) from epoch 0."""
+        if not (self.translate or self.reuse):
+            return False
+        return epoch >= deferred_epoch if self.deferred else True
+
+    @property
+    def uses_pools(self) -> bool:
+        return self.translate or self.reuse is not None
+
+    @property
+    def is_ablation(self) -> bool:
+        return bool(self.paper_table) or self.online
 
 
 _METHODS: dict[str, MethodSpec] = {}
@@ -94,6 +114,44 @@ register_method(MethodSpec("M2m", warm="ce", deferred_order="balanced", translat
 # The release's M2m has no class weights either (its `-c` flag is off in its M2m command).
 register_method(MethodSpec("LDAM-M2m", loss="ldam", warm="ldam", deferred_order="balanced", translate=True,
                            description="LDAM loss + major-to-minor translation (deferred)"))
+
+
+# -- ablations (Sec. 3.4, Tables 3-5, Appendix B), each one rule away from M2m ---------------------------
+# Reusing M2m's pools: the same warm start, plan, augmentation and draws as the M2m run of the seed; only
+# the rule over the stored rows differs, and nothing is translated (pools/rules.py).
+_REUSE = dict(warm="ce", deferred_order="balanced", reuse="M2m")
+register_method(MethodSpec("M2m-Clean", pool_rule="clean", paper_table="Table 4", **_REUSE,
+                           description="M2m's accepted slots filled with the clean seed x0, labelled k"))
+register_method(MethodSpec("M2m-Rand", pool_rule="rand", paper_table="Table 4", **_REUSE,
+                           description="M2m's accepted x* labelled with a random class other than k and k0"))
+register_method(MethodSpec("M2m-No-Reject", pool_rule="no_reject", paper_table="Table 5", **_REUSE,
+                           description="every finite attempted x* used: no beta test, no gamma threshold"))
+register_method(MethodSpec("M2m-No-Gamma", pool_rule="no_gamma", paper_table="Table 5", **_REUSE,
+                           description="beta test kept, gamma threshold dropped (gamma = infinity)"))
+register_method(MethodSpec("M2m-Gamma", pool_rule="gamma", paper_table="Table 5", **_REUSE,
+                           description="M2m's rows re-decided with another gamma (ablation_params.M2m-Gamma.gamma)"))
+# With pools of their own (they translate).
+_OWN = dict(warm="ce", deferred_order="balanced", translate=True)
+register_method(MethodSpec("M2m-Lambda0", m2m_overrides=(("lam", 0.0),), paper_table="Table 4", **_OWN,
+                           description="M2m with lambda = 0: no f_k0 term in eq. (2)"))
+register_method(MethodSpec("M2m-Self", generator="self", paper_table="Table 5", **_OWN,
+                           description="f translates for itself, no g"))
+register_method(MethodSpec("M2m-Ensemble", generator="ensemble", paper_table="Table 5", **_OWN,
+                           description="g = mean softmax of g and the ERM f of the seed, with a higher gamma"))
+for _n in (10, 50, 100, 200, 500):
+    register_method(MethodSpec(f"M2m-Seeds{_n}", seed_subset=_n, paper_table="Table 3", **_OWN,
+                               description=f"each class seeds only from a fixed random subset of {_n} samples"))
+register_method(MethodSpec("M2m-RS", order="balanced", translate=True, paper_table="Table 4",
+                           description="M2m from epoch 0 (no deferral), balanced sampling throughout"))
+register_method(MethodSpec("M2m-RS-Rand", order="balanced", translate=True, pool_rule="rand", paper_table="Table 4",
+                           description="M2m-RS with each accepted x* labelled with a random class other than k, k0"))
+register_method(MethodSpec("M2m-Online", online=True, **_OWN,
+                           description="M2m translating every mini-batch with the current f (the paper's loop)"))
+
+
+def list_ablations() -> list[str]:
+    """The registered ablations of M2m, in registration order."""
+    return [name for name, spec in _METHODS.items() if spec.is_ablation]
 
 
 def available_memory_bytes() -> int | None:

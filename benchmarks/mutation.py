@@ -1,0 +1,276 @@
+"""Mutation testing of the core rules with mutmut 3 (`make mutation`); writes the score to docs/testing.md.
+
+mutmut changes one small thing at a time in the modules named in pyproject's ``[tool.mutmut]``
+(a flipped comparison, a changed constant, a dropped argument) and runs the fast tests that reach
+the changed function; a mutant the tests do not notice "survives". The run happens in a scratch
+copy of the package and tests (``--workdir``), so the checkout is never touched and several people
+can keep editing while it runs. Results accumulate in the scratch folder, so a run per module
+(``--modules acceptance translate``) adds to the previous ones.
+
+Survivors that no test can kill (the mutant computes the same thing) are listed in
+docs/testing.md under "Equivalent mutants" as ``- `<mutant name>`: <one-line reason>``; the score
+reports them apart. Everything else that survives is listed as open.
+
+    python benchmarks/mutation.py                          # every module, 1 child process
+    python benchmarks/mutation.py --modules acceptance plan --threads 1
+    python benchmarks/mutation.py --report-only            # rewrite the doc from the last results
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "testing.md"
+BEGIN, END = "<!-- mutation:begin (written by benchmarks/mutation.py) -->", "<!-- mutation:end -->"
+
+# module key -> file (the scope of issue 11); the mutant names start with the dotted module path
+MODULES = {
+    "acceptance": "m2m_pipeline/acceptance.py",
+    "translate": "m2m_pipeline/translate.py",
+    "plan": "m2m_pipeline/plan.py",
+    "metrics": "m2m_pipeline/metrics.py",
+    "pools.config": "m2m_pipeline/pools/config.py",
+    "pools.draws": "m2m_pipeline/pools/draws.py",
+    "pools.generate": "m2m_pipeline/pools/generate.py",
+    "pools.reuse": "m2m_pipeline/pools/reuse.py",
+    "pools.rules": "m2m_pipeline/pools/rules.py",
+    "training.losses": "m2m_pipeline/training/losses.py",
+    "training.schedule": "m2m_pipeline/training/schedule.py",
+    "training.loop": "m2m_pipeline/training/loop.py",
+    "training.methods": "m2m_pipeline/training/methods.py",
+}
+KILLED = {"killed", "timeout", "caught by type check"}
+
+
+def machine() -> str:
+    cpus = os.cpu_count() or 0
+    return f"{cpus}-core CPU ({platform.processor() or platform.machine()}), no GPU, {platform.system()} {platform.release()}"
+
+
+def copy_tree(src_root: Path, dst: Path, ref: str | None, overlay: list[str] = ()) -> str:
+    """Copy the package, the tests, pyproject.toml and params.yaml into ``dst``. With ``ref``, the
+    package and the tests come from that git revision (``git archive``, read-only), with the
+    ``overlay`` files of the work tree laid over them; returns a description of the source."""
+    if dst.exists():
+        for name in ("m2m_pipeline", "tests"):
+            shutil.rmtree(dst / name, ignore_errors=True)
+    dst.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
+    if ref:
+        archive = subprocess.run(["git", "-C", str(src_root), "archive", ref, "m2m_pipeline", "tests", "params.yaml"],
+                                 check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dst)], input=archive, check=True)
+        rev = subprocess.run(["git", "-C", str(src_root), "rev-parse", "--short", ref], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        source = f"package and tests at git {rev}"
+        for rel in overlay:  # work-tree files laid over the revision (e.g. a change not yet committed)
+            shutil.copy2(src_root / rel, dst / rel)
+        if overlay:
+            source += f", work-tree {', '.join(overlay)}"
+    else:
+        shutil.copytree(src_root / "m2m_pipeline", dst / "m2m_pipeline", ignore=ignore)
+        rev = subprocess.run(["git", "-C", str(src_root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(src_root), "status", "--porcelain", "m2m_pipeline", "tests"],
+                               capture_output=True, text=True).stdout.strip()
+        source = f"work tree at git {rev}" + (" with uncommitted changes" if dirty else "")
+        shutil.copytree(src_root / "tests", dst / "tests", ignore=ignore)
+        shutil.copy2(src_root / "params.yaml", dst / "params.yaml")
+    shutil.copy2(src_root / "pyproject.toml", dst / "pyproject.toml")  # the mutmut settings of the work tree
+    # mutmut re-copies a file into mutants/ only when it is newer there: git archive keeps commit
+    # times, so stamp every file now (verdicts of unchanged functions are kept, by their hash).
+    now = time.time()
+    for path in dst.rglob("*"):
+        if path.is_file() and "mutants" not in path.relative_to(dst).parts:
+            os.utime(path, (now, now))
+    return source
+
+
+def run_mutmut(workdir: Path, modules: list[str], max_children: int, threads: int, log) -> float:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS=str(threads), PYTHONHASHSEED="0")
+    mutmut = [sys.executable, "-m", "mutmut"]
+    patterns = [f"m2m_pipeline.{m}.*" for m in modules]
+    start = time.perf_counter()
+    for pattern in patterns:
+        cmd = mutmut + ["run", "--max-children", str(max_children), pattern]
+        log(f"$ (cd {workdir} && {' '.join(cmd[1:])})")
+        proc = subprocess.run(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        tail = proc.stdout.strip().splitlines()[-5:]
+        log("\n".join(tail))
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"error: mutmut run {pattern} failed with exit code {proc.returncode}")
+    return time.perf_counter() - start
+
+
+def read_results(workdir: Path) -> dict[str, str]:
+    """{mutant name: status} of every mutant mutmut has a verdict (or none) for."""
+    proc = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=workdir,
+                          capture_output=True, text=True)
+    out = {}
+    for line in proc.stdout.splitlines():
+        m = re.match(r"\s+(\S+): (.+)$", line)
+        if m:
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def mutant_diff(workdir: Path, name: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=workdir, capture_output=True, text=True)
+    changed = [ln for ln in proc.stdout.splitlines() if ln.startswith(("-", "+")) and not ln.startswith(("---", "+++"))]
+    return " / ".join(ln[:1] + " " + ln[1:].strip() for ln in changed)[:220]
+
+
+def module_of(name: str) -> str:
+    dotted = name.split(".x_")[0].split(".xǁ")[0]
+    parts = dotted.split(".")[1:]
+    for i in range(len(parts), 0, -1):
+        key = ".".join(parts[:i])
+        if key in MODULES:
+            return key
+    return ".".join(parts[:1])
+
+
+def equivalent_reasons(doc: str) -> dict[str, str]:
+    """The hand-written list in docs/testing.md: ``- `name`: reason`` under '## Equivalent mutants'."""
+    section = doc.split("## Equivalent mutants", 1)[1] if "## Equivalent mutants" in doc else ""
+    section = section.split("\n## ", 1)[0]
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^- `([^`]+)`: (.+)$", section, flags=re.M)}
+
+
+def render(results: dict[str, str], equivalent: dict[str, str], workdir: Path, *, command: str, source: str,
+           seconds: float | None, modules_run: list[str], tests_seconds: float | None) -> str:
+    by_module: dict[str, Counter] = defaultdict(Counter)
+    survivors: dict[str, list[str]] = defaultdict(list)
+    for name, status in sorted(results.items()):
+        mod = module_of(name)
+        if status in KILLED:
+            by_module[mod]["killed"] += 1
+        elif status == "survived" and name in equivalent:
+            by_module[mod]["equivalent"] += 1
+        elif status == "survived":
+            by_module[mod]["survived"] += 1
+            survivors[mod].append(name)
+        else:
+            by_module[mod][status] += 1
+    lines = [BEGIN, "", f"- command: `{command}`", f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
+             f"- machine: {machine()}; 1 mutmut child process, 1 thread (OMP/MKL)",
+             f"- source: {source}; mutmut {mutmut_version()}",
+             f"- modules run this time: {', '.join(modules_run) if modules_run else 'none (report only)'}"]
+    if seconds is not None:
+        lines.append(f"- wall time of this run: {seconds / 60:.1f} min")
+    if tests_seconds is not None:
+        lines.append(f"- baseline, same run: the selected fast tests without mutation take {tests_seconds:.1f} s")
+    lines += ["", "Score = killed / (killed + survived), equivalent mutants left out; 'no tests' = no selected "
+              "test reaches the function (counted apart).", "",
+              "| module | mutants | killed | survived | equivalent | no tests / other | score |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    tot = Counter()
+    for mod in MODULES:
+        c = by_module.get(mod)
+        if not c:
+            lines.append(f"| {mod} | - | - | - | - | - | not run |")
+            continue
+        other = sum(v for k, v in c.items() if k not in ("killed", "survived", "equivalent"))
+        n = sum(c.values())
+        tested = c["killed"] + c["survived"]
+        score = f"{100 * c['killed'] / tested:.1f}%" if tested else "-"
+        lines.append(f"| {mod} | {n} | {c['killed']} | {c['survived']} | {c['equivalent']} | {other} | {score} |")
+        tot.update(c)
+        tot["n"] += n
+        tot["other"] += other
+    tested = tot["killed"] + tot["survived"]
+    total_score = f"{100 * tot['killed'] / tested:.1f}%" if tested else "-"
+    lines.append(f"| **all run** | {tot['n']} | {tot['killed']} | {tot['survived']} | {tot['equivalent']} | "
+                 f"{tot['other']} | **{total_score}** |")
+    lines += ["", "### Surviving mutants (open)", ""]
+    if not any(survivors.values()):
+        lines.append("None.")
+    for mod, names in survivors.items():
+        for name in names:
+            lines.append(f"- `{name}`: {mutant_diff(workdir, name)}")
+    other = sorted(n for n, s in results.items() if s not in KILLED | {"survived"})
+    if other:
+        lines += ["", "### Mutants without a verdict (no selected test reaches them, or other)", ""]
+        lines += [f"- `{n}`: {results[n]}" for n in other]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def mutmut_version() -> str:
+    from importlib.metadata import version
+
+    return version("mutmut")
+
+
+def baseline_seconds(workdir: Path, threads: int) -> float:
+    """Time of the selected tests without mutation (the baseline each mutant's run is compared to)."""
+    import tomllib
+
+    conf = tomllib.loads((workdir / "pyproject.toml").read_text())["tool"]["mutmut"]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pytest", *conf["pytest_add_cli_args_test_selection"],
+                    *conf["pytest_add_cli_args"]], cwd=workdir, env=env, capture_output=True)
+    return time.perf_counter() - start
+
+
+def write_doc(block: str) -> None:
+    doc = DOC.read_text() if DOC.exists() else ""
+    if BEGIN in doc and END in doc:
+        head, rest = doc.split(BEGIN, 1)
+        doc = head + block + rest.split(END, 1)[1]
+    else:
+        doc = doc.rstrip() + "\n\n## Mutation score\n\n" + block + "\n"
+    DOC.write_text(doc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--modules", nargs="+", choices=sorted(MODULES), default=None,
+                    help="modules to mutate (default: all of them)")
+    ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "m2m-mutation")
+    ap.add_argument("--ref", default=None, help="mutate the package and tests of this git revision (add work-tree files with --overlay)")
+    ap.add_argument("--overlay", nargs="*", default=[], help="with --ref: work-tree files to lay over the revision")
+    ap.add_argument("--max-children", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--report-only", action="store_true", help="only rewrite docs/testing.md from the last results")
+    ap.add_argument("--no-doc", action="store_true", help="print the report instead of writing docs/testing.md")
+    args = ap.parse_args(argv)
+
+    command = "python benchmarks/mutation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    modules = args.modules or [m for m in MODULES if (ROOT / MODULES[m]).exists()]
+    seconds = tests_seconds = None
+    source = (args.workdir / "SOURCE").read_text().strip() if (args.workdir / "SOURCE").exists() else "unknown"
+    if not args.report_only:
+        source = copy_tree(ROOT, args.workdir, args.ref, args.overlay)
+        (args.workdir / "SOURCE").write_text(source + "\n")
+        tests_seconds = baseline_seconds(args.workdir, args.threads)
+        print(f"baseline: the selected tests take {tests_seconds:.1f} s without mutation", flush=True)
+        seconds = run_mutmut(args.workdir, modules, args.max_children, args.threads, lambda s: print(s, flush=True))
+    results = read_results(args.workdir)
+    doc = DOC.read_text() if DOC.exists() else ""
+    block = render(results, equivalent_reasons(doc), args.workdir, command=command, source=source, seconds=seconds,
+                   modules_run=[] if args.report_only else modules, tests_seconds=tests_seconds)
+    if args.no_doc:
+        print(block)
+    else:
+        write_doc(block)
+        print(f"wrote {DOC.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""Training f with a translating method: M2m, LDAM-M2m, and the ablations that need pools of their
+own (M2m-Lambda0, M2m-Self, M2m-Ensemble, M2m-Seeds<n>, M2m-RS, M2m-RS-Rand, M2m-Online)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ..datasets import PreparedData
+from ..models.ensemble import MeanSoftmax
+from ..pools.config import TranslationConfig
+from ..pools.draws import seed_subset_mask
+from ..pools.generate import TranslatedPools
+from ..pools.online import OnlinePools
+from ..training import FitOptions, FitResult, Preset, fit, get_method, load_checkpoint, model_from_checkpoint
+from ..training import write_history
+from ..utils import M2mError, default_device, output_lock, set_torch_threads, user_os_errors
+from .data import load_prepared
+from .train import check_run_dir, f_params, start_for
+
+# M2m-Ensemble uses "a higher gamma due to the smoothed prediction from the ensemble" (Appendix B);
+# this is its default when ablation_params does not set one.
+ENSEMBLE_GAMMA = 0.99
+
+
+def method_config(method: str, m2m: TranslationConfig, method_params: Mapping[str, Any] | None = None) -> TranslationConfig:
+    """The translation parameters of ``method``: params.yaml's (with the dataset preset's
+    overrides), then what the method fixes (M2m-Lambda0: lam = 0), then ``method_params``
+    (params.yaml ``ablation_params.<method>``, e.g. M2m-Ensemble's gamma)."""
+    spec = get_method(method)
+    overrides = dict(spec.m2m_overrides)
+    if spec.generator == "ensemble":
+        overrides.setdefault("gamma", ENSEMBLE_GAMMA)
+    extra = dict(method_params or {})
+    unknown = sorted(set(extra) - set(TranslationConfig.__dataclass_fields__))
+    if unknown:
+        raise M2mError(f"ablation_params.{method}: unknown translation parameter(s) {unknown}")
+    overrides.update(extra)
+    return dataclasses.replace(m2m, **overrides) if overrides else m2m
+
+
+def load_generator(spec_generator: str, *, g_path: str | Path | None, g2_path: str | Path | None,
+                   data: PreparedData, device: torch.device) -> torch.nn.Module | None:
+    """The classifier that translates: g; None for M2m-Self (f itself); the mean softmax of g and a
+    second ERM classifier of another seed (M2m-Ensemble: the ERM f of the seed)."""
+    if spec_generator == "self":
+        return None
+    if g_path is None:
+        raise M2mError("this method translates with g: pass the pretrain_g checkpoint")
+    g = model_from_checkpoint(load_checkpoint(g_path, data=data), device)
+    if spec_generator == "ensemble":
+        if g2_path is None:
+            raise M2mError("M2m-Ensemble needs a second ERM classifier: pass the ERM run's checkpoint (--g2)")
+        g = MeanSoftmax([g, model_from_checkpoint(load_checkpoint(g2_path, data=data), device)])
+    for p in g.parameters():
+        p.requires_grad_(False)
+    return g.to(device)
+
+
+def train_m2m(data: PreparedData, preset: Preset, *, method: str, seed: int, out_dir: str | Path,
+              pools_dir: str | Path, m2m: TranslationConfig, g_path: str | Path | None = None,
+              g2_path: str | Path | None = None, warm_dir: str | Path | None = None,
+              method_params: Mapping[str, Any] | None = None, options: FitOptions | None = None,
+              device: torch.device | None = None, progress: bool = True) -> FitResult:
+    """Train f with a translating method to the end of the schedule; its pools go to
+    ``pools_dir/epoch_<e>``. An interrupted run in ``out_dir`` resumes from its last epoch."""
+    spec = get_method(method)
+    if not spec.translate:
+        raise M2mError(f"{method} does not translate; train it with train-f (or the ablation job)")
+    cfg = method_config(method, m2m, method_params)
+    # g must sit on the device fit() puts f on, or translation mixes devices on a GPU machine
+    device = device or default_device()
+    g = load_generator(spec.generator, g_path=g_path, g2_path=g2_path, data=data, device=device)
+    allowed = (seed_subset_mask(data.train.y, data.num_classes, spec.seed_subset, seed)
+               if spec.seed_subset else None)
+    params = f_params(spec, options=options, extra={"m2m": dataclasses.asdict(cfg)})
+    check_run_dir(out_dir)
+    with output_lock(out_dir):
+        start, resume, warm_hash = start_for(spec, data=data, preset=preset, seed=seed, out_dir=out_dir,
+                                             warm_dir=warm_dir, params=params)
+        if warm_hash:
+            params["warm_hash"] = warm_hash
+        # Every pool names the run and the warm start it came from: the ablations that reuse the
+        # pools check both before re-deciding the rows.
+        provenance = {"run": method, "warm_hash": warm_hash}
+        if spec.online:
+            source = OnlinePools(g=g, data=data, cfg=cfg, seed=seed, pools_dir=pools_dir,
+                                 batch_size=preset.batch_size, provenance=provenance)
+        else:
+            source = TranslatedPools(g=g, data=data, cfg=cfg, seed=seed, pools_dir=pools_dir,
+                                     batch_size=preset.batch_size, rule=spec.pool_rule, allowed_seeds=allowed,
+                                     provenance={**provenance, "seed_subset": spec.seed_subset},
+                                     progress=progress)
+        return fit(data=data, preset=preset, method=spec, seed=seed, run_dir=out_dir, end_epoch=preset.epochs,
+                   start=start, resume=resume, swaps=source, options=options, params=params, device=device,
+                   progress=progress)
+
+
+def run_train_m2m(prepared: str | Path, preset: Preset, *, method: str, seed: int, out_dir: str | Path,
+                  pools_dir: str | Path, m2m: TranslationConfig, g_path: str | Path | None = None,
+                  g2_path: str | Path | None = None, warm_dir: str | Path | None = None,
+                  method_params: Mapping[str, Any] | None = None, options: FitOptions | None = None,
+                  history: str | Path | None = None, progress: bool = True) -> FitResult:
+    set_torch_threads()
+    with user_os_errors():
+        result = train_m2m(load_prepared(prepared), preset, method=method, seed=seed, out_dir=out_dir,
+                           pools_dir=pools_dir, m2m=m2m, g_path=g_path, g2_path=g2_path, warm_dir=warm_dir,
+                           method_params=method_params, options=options, progress=progress)
+        if history:
+            write_history(history, result.history)
+    return result
+
+
+__all__ = ["ENSEMBLE_GAMMA", "load_generator", "method_config", "run_train_m2m", "train_m2m"]

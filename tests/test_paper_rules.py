@@ -1,0 +1,483 @@
+"""The paper's rules stated as hand-computed values, so that a flipped sign or a moved boundary fails.
+
+Each test names the rule it checks (section / equation of Kim, Jeong, Shin, CVPR 2020, or the
+authors' release where the paper is silent) and states the expected number, worked out by hand
+in the comment next to it, never a value the code under test returned.
+"""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from m2m_pipeline.acceptance import decide, is_confident, passes_beta, REASONS
+from m2m_pipeline.datasets import PreparedData, Split, majority_classes
+from m2m_pipeline.metrics import GM_CORRECTION, balanced_metrics
+from m2m_pipeline.plan import apply_augment, make_plan
+from m2m_pipeline.pools import TranslationConfig, draw_slots
+from m2m_pipeline.pools.codec import read_x
+from m2m_pipeline.store import open_pool, read_prepared, write_prepared
+from m2m_pipeline.training import Preset, lr_at
+from m2m_pipeline.training import loop as loop_mod
+from m2m_pipeline.training.methods import get_method
+from m2m_pipeline.translate import M2mTranslator, translation_steps
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+
+
+# -- metrics (Sec. 3.1: bACC, GM; Sec. 3.4: Major / Minor) ---------------------------------------
+
+# Training sizes 50, 30, 20 (total 100): class 0 alone holds exactly 50%, which is not "more than
+# 50%", so the majority set needs class 1 too: Major = {0, 1}, Minor = {2}.
+COUNTS_AT_LINE = np.array([50, 30, 20])
+# 4 test samples of class 0 (3 right: recall 3/4), 4 of class 1 (2 right: 1/2), 2 of class 2.
+Y_TRUE = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+PRED_CLASS2_MISSED = np.array([0, 0, 0, 1, 1, 1, 0, 2, 0, 1])   # class 2 recall 0
+PRED_CLASS2_HALF = np.array([0, 0, 0, 1, 1, 1, 0, 2, 2, 1])     # class 2 recall 1/2
+
+
+def test_majority_rule_at_exactly_fifty_percent():
+    # 50 of 100 is not more than half: class 1 (the next largest) joins the majority.
+    assert majority_classes(COUNTS_AT_LINE).tolist() == [True, True, False]
+    # The same sizes in another class order: class 1 holds 50, class 2 (30) joins it.
+    assert majority_classes(np.array([20, 50, 30])).tolist() == [False, True, True]
+    # 51 of 100 is more than half on its own.
+    assert majority_classes(np.array([51, 30, 19])).tolist() == [True, False, False]
+    # Equal sizes 25 x 4: two classes make exactly 50%, a third is needed; ties go by class index.
+    assert majority_classes(np.array([25, 25, 25, 25])).tolist() == [True, True, True, False]
+
+
+def test_metrics_with_a_missed_class():
+    m = balanced_metrics(Y_TRUE, PRED_CLASS2_MISSED, COUNTS_AT_LINE)
+    assert m["bacc"] == pytest.approx(100 * (0.75 + 0.5 + 0.0) / 3)        # 41.667
+    assert m["gm"] == 0.0                                                   # strict GM: a zero recall
+    # imbalanced-learn's correction: the zero recall counts as 1e-3; (0.75 * 0.5 * 0.001)^(1/3) = 0.07211
+    assert GM_CORRECTION == 1e-3
+    assert m["gm_corrected"] == pytest.approx(100 * (0.75 * 0.5 * 1e-3) ** (1 / 3))
+    assert m["gm_corrected"] == pytest.approx(7.2112, abs=1e-4)
+    assert m["major"] == pytest.approx(100 * (0.75 + 0.5) / 2)              # 62.5, classes 0 and 1
+    assert m["minor"] == 0.0                                                # class 2
+    assert m["acc"] == pytest.approx(50.0)                                  # 5 of 10 right
+    assert m["per_class_recall"] == pytest.approx([75.0, 50.0, 0.0])
+
+
+def test_metrics_with_every_class_recalled():
+    m = balanced_metrics(Y_TRUE, PRED_CLASS2_HALF, COUNTS_AT_LINE)
+    assert m["bacc"] == pytest.approx(100 * (0.75 + 0.5 + 0.5) / 3)        # 58.333
+    # (0.75 * 0.5 * 0.5)^(1/3) = 0.1875^(1/3) = 0.57236; no zero recall, so both GMs agree
+    assert m["gm"] == pytest.approx(57.2357, abs=1e-4)
+    assert m["gm_corrected"] == pytest.approx(m["gm"])
+    assert m["major"] == pytest.approx(62.5) and m["minor"] == pytest.approx(50.0)
+    assert m["acc"] == pytest.approx(60.0)                                  # 6 of 10 right
+
+
+def test_metrics_skip_a_class_absent_from_the_test_split():
+    # Four training classes (40, 30, 20, 10); class 3 has no test sample, so it is left out of bACC
+    # and GM instead of counting as a zero. Major: 40 + 30 = 70 > 50 -> {0, 1}; Minor {2, 3}, of
+    # which only class 2 has a recall.
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    y_pred = np.array([0, 1, 1, 1, 2, 0])                                   # recalls 1/2, 1, 1/2
+    m = balanced_metrics(y_true, y_pred, np.array([40, 30, 20, 10]))
+    assert m["bacc"] == pytest.approx(100 * 2 / 3)
+    assert m["gm"] == pytest.approx(100 * 0.25 ** (1 / 3))                  # (0.5 * 1 * 0.5)^(1/3)
+    assert m["major"] == pytest.approx(75.0) and m["minor"] == pytest.approx(50.0)
+    assert m["per_class_recall"][3] is None
+
+
+# -- learning-rate schedule (Sec. 3.1, Appendix A) -----------------------------------------------
+
+# lr at every boundary epoch (0-based) of every preset in params.yaml, worked out by hand:
+# warm-up lr * (e + 1) / 5 over epochs 0..4, then lr * factor^(milestones passed).
+EXPECTED_LR = {
+    "digits": {0: 0.02, 1: 0.04, 3: 0.08, 4: 0.1, 5: 0.1, 39: 0.1, 40: 0.01, 49: 0.01, 50: 0.001, 59: 0.001},
+    "cifar": {0: 0.02, 4: 0.1, 5: 0.1, 159: 0.1, 160: 1e-3, 179: 1e-3, 180: 1e-5, 199: 1e-5},
+    "images": {0: 0.02, 4: 0.1, 5: 0.1, 159: 0.1, 160: 1e-3, 179: 1e-3, 180: 1e-5, 199: 1e-5},
+    "sun397": {0: 0.02, 4: 0.1, 5: 0.1, 29: 0.1, 30: 0.01, 59: 0.01, 60: 0.001, 89: 0.001},
+    "celeba5": {0: 0.02, 4: 0.1, 5: 0.1, 29: 0.1, 30: 0.01, 59: 0.01, 60: 0.001, 89: 0.001},
+    "imagenet-lt": {0: 0.02, 4: 0.1, 5: 0.1, 159: 0.1, 160: 0.01, 179: 0.01, 180: 0.001, 199: 0.001},
+    "reuters": {0: 0.02, 4: 0.1, 5: 0.1, 9: 0.1, 10: 0.01, 14: 0.01},
+    "text": {0: 0.02, 4: 0.1, 5: 0.1, 9: 0.1, 10: 0.01, 14: 0.01},
+    "twitter": {0: 0.02, 4: 0.1, 5: 0.1, 9: 0.1, 10: 0.01, 14: 0.01},
+}
+
+
+def _presets() -> dict:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    return {name: Preset.from_params(p, name) for name, p in params["presets"].items()}
+
+
+def test_every_preset_has_hand_computed_boundaries():
+    presets = _presets()
+    assert set(presets) == set(EXPECTED_LR), "a preset was added or removed: add its boundary epochs above"
+    for name, preset in presets.items():
+        # the table covers the last epoch, the last warm-up epoch and both sides of every milestone
+        want = {0, preset.warmup_epochs - 1, preset.warmup_epochs, preset.epochs - 1}
+        want |= {m for m in preset.milestones} | {m - 1 for m in preset.milestones}
+        assert want <= set(EXPECTED_LR[name]), name
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_LR))
+def test_lr_at_every_boundary_epoch(name):
+    preset = _presets()[name]
+    for epoch, lr in EXPECTED_LR[name].items():
+        assert lr_at(epoch, preset) == pytest.approx(lr, rel=1e-12), (name, epoch)
+
+
+def test_lr_without_warm_up_and_with_a_milestone_at_zero():
+    p = Preset(model="mlp", epochs=4, batch_size=8, lr=0.5, warmup_epochs=0, milestones=(0, 2), lr_factor=0.5)
+    # no warm-up: epoch 0 has passed milestone 0 already -> 0.25; epoch 2 passed both -> 0.125
+    assert [lr_at(e, p) for e in range(4)] == pytest.approx([0.25, 0.25, 0.125, 0.125])
+
+
+# -- eq. (2): the direction of its two terms -----------------------------------------------------
+
+class FlatG(nn.Module):
+    """Logits that do not depend on x at all: the CE term of eq. (2) has a zero gradient."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = nn.Parameter(torch.tensor(logits, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.logits.expand(len(x), -1) + 0.0 * x.sum(dim=1, keepdim=True)
+
+
+def _linear(weight) -> nn.Linear:
+    w = torch.tensor(weight, dtype=torch.float32)
+    lin = nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        lin.weight.copy_(w)
+        lin.bias.zero_()
+    return lin.eval()
+
+
+def test_translation_lowers_f_k0_when_g_is_flat():
+    # f_0(x) = 3 x_1 + 4 x_2, so its gradient is (3, 4) everywhere, of norm 5. Each normalised step
+    # of eq. (2) moves x by eta along -(3, 4)/5 and lowers f_0 by eta * 5: two steps of 0.1 -> 1.0.
+    g = FlatG([0.0, 0.0, 0.0]).eval()
+    f = _linear([[3.0, 4.0], [1.0, 0.0], [0.0, 1.0]])
+    x0 = torch.tensor([[0.0, 0.0], [1.0, -2.0], [0.3, 0.7], [-5.0, 4.0]])
+    x = translation_steps(g, f, x0, torch.full((4,), 2), torch.zeros(4, dtype=torch.long), steps=2, step_size=0.1,
+                          lam=0.5, input_range=None)
+    with torch.no_grad():
+        drop = f(x0)[:, 0] - f(x)[:, 0]
+    np.testing.assert_allclose(drop.numpy(), np.full(4, 1.0), atol=1e-5)
+    np.testing.assert_allclose((x - x0).numpy(), np.tile([-0.12, -0.16], (4, 1)), atol=1e-6)
+
+
+def test_translation_with_lambda_zero_raises_g_probability_of_k():
+    # Two classes, g logits z = (x_1, x_2): the CE gradient for target 1 is p_0 (W_0 - W_1), whose
+    # direction is (1, -1)/sqrt(2). Each step of 0.1 raises z_1 - z_0 by 0.1 * sqrt(2); three steps
+    # raise it by 0.3 sqrt(2), so p_1 = sigmoid(z_1 - z_0 + 0.3 sqrt(2)). f pushes the other way but
+    # lambda = 0 switches it off.
+    g = _linear([[1.0, 0.0], [0.0, 1.0]])
+    f = _linear([[0.0, -100.0], [0.0, 100.0]])
+    x0 = torch.tensor([[0.0, 0.0], [2.0, -1.0], [-0.5, 0.25]])
+    x = translation_steps(g, f, x0, torch.ones(3, dtype=torch.long), torch.zeros(3, dtype=torch.long), steps=3,
+                          step_size=0.1, lam=0.0, input_range=None)
+    gap0 = (x0[:, 1] - x0[:, 0]).numpy()
+    with torch.no_grad():
+        p1 = g(x).softmax(dim=1)[:, 1].numpy()
+    expected = 1 / (1 + np.exp(-(gap0 + 0.3 * np.sqrt(2))))
+    np.testing.assert_allclose(p1, expected, rtol=1e-5)
+    assert np.all(p1 > 1 / (1 + np.exp(-gap0)))
+
+
+def test_both_terms_together_follow_the_sum_of_their_gradients():
+    # g as above (target 1) plus lambda * f_0 with f_0 = x_2 and lambda = 1: at x0 = 0 the CE
+    # gradient is p_0 (1, -1) = (0.5, -0.5), the f term adds (0, 1): total (0.5, 0.5), one step of 0.1
+    # along -(1, 1)/sqrt(2).
+    g = _linear([[1.0, 0.0], [0.0, 1.0]])
+    f = _linear([[0.0, 1.0], [0.0, 0.0]])
+    x = translation_steps(g, f, torch.zeros(1, 2), torch.ones(1, dtype=torch.long), torch.zeros(1, dtype=torch.long),
+                          steps=1, step_size=0.1, lam=1.0, input_range=None)
+    np.testing.assert_allclose(x.numpy(), [[-0.1 / np.sqrt(2), -0.1 / np.sqrt(2)]], atol=1e-6)
+
+
+def test_translation_clamps_to_the_input_range_after_each_step():
+    # From (0.95, 0.5) a step of 0.1 along +x_1 (g target 0 with z = (x_1, -x_1)) reaches 1.05 and
+    # is clamped to 1.0; x_2 does not move (zero gradient component).
+    g = _linear([[1.0, 0.0], [-1.0, 0.0]])
+    x = translation_steps(g, g, torch.tensor([[0.95, 0.5]]), torch.zeros(1, dtype=torch.long),
+                          torch.ones(1, dtype=torch.long), steps=1, step_size=0.1, lam=0.0, input_range=(0.0, 1.0))
+    np.testing.assert_allclose(x.numpy(), [[1.0, 0.5]], atol=1e-7)
+
+
+# -- the gamma test and eq. (3) as a draw, at their boundaries -----------------------------------
+
+def test_gamma_prob_rule_keeps_exactly_at_the_threshold():
+    # the release: keep x* when softmax(g(x*))_k >= gamma (0.75 is exact in binary)
+    prob = np.array([0.75, np.nextafter(0.75, 0.0), 0.8, 0.0])
+    assert is_confident(prob, np.zeros(4), 0.75, "prob").tolist() == [True, False, True, False]
+
+
+def test_gamma_loss_rule_keeps_exactly_at_the_threshold():
+    # Algorithm 1, line 12: reject when L(g; x*, k) > gamma, so a loss equal to gamma is kept
+    loss = np.array([0.25, np.nextafter(0.25, 1.0), 0.1, 3.0])
+    assert is_confident(np.zeros(4), loss, 0.25, "loss").tolist() == [True, False, True, False]
+
+
+def test_gamma_rule_name_is_checked():
+    with pytest.raises(ValueError, match="gamma_on"):
+        is_confident(np.zeros(1), np.zeros(1), 0.5, "probability")
+
+
+def test_beta_draw_passes_strictly_below_eq3():
+    # sizes 10 and 9, beta 0.5: P(accept) = 1 - 0.5^1 = 0.5; u = 0.5 fails, the float below passes
+    counts = [10, 9]
+    u = np.array([0.5, np.nextafter(0.5, 0.0), 0.0, 0.99])
+    ok = passes_beta(u, counts, np.zeros(4, dtype=int), np.ones(4, dtype=int), 0.5)
+    assert ok.tolist() == [False, True, True, False]
+    # a seed no larger than the target never passes: 1 - beta^0 = 0
+    assert not passes_beta(np.array([0.0]), counts, np.array([1]), np.array([0]), 0.5)[0]
+
+
+def test_reason_priority_non_finite_then_gamma_then_beta():
+    finite = np.array([True, True, True, False, True])
+    confident = np.array([True, True, False, False, False])
+    beta_ok = np.array([True, False, False, False, True])
+    assert decide(finite=finite, confident=confident, beta_ok=beta_ok).tolist() == [
+        REASONS["accepted"], REASONS["beta"], REASONS["gamma"], REASONS["non_finite"], REASONS["gamma"]]
+    # the codes stored in pools (their meaning must not shift under existing pools)
+    assert {k: REASONS[k] for k in ("accepted", "beta", "gamma", "non_finite", "no_seed")} == {
+        "accepted": 0, "beta": 1, "gamma": 2, "non_finite": 3, "no_seed": 4}
+
+
+@pytest.mark.parametrize("gamma_on,gamma,keep", [("prob", 0.5, True), ("prob", 0.5 + 1e-3, False),
+                                                 ("loss", float(np.log(2)), True), ("loss", 0.69, False)])
+def test_translator_applies_the_gamma_boundary(gamma_on, gamma, keep):
+    # g flat with equal logits over two classes: softmax_k = 0.5 and CE = log 2 = 0.693147 for every
+    # x*, whatever the steps do. Sizes 100 vs 1 and beta 0.5: eq. (3) accepts with 1 - 0.5^99 ~ 1.
+    g = FlatG([0.0, 0.0]).eval()
+    t = M2mTranslator(steps=1, step_size=0.1, lam=0.0, gamma=gamma, gamma_on=gamma_on, beta=0.5, input_range=None)
+    res = t.translate(g, g, torch.zeros(3, 2), torch.ones(3, dtype=torch.long), torch.zeros(3, dtype=torch.long),
+                      class_counts=[100, 1], noise=torch.zeros(3, 2), u_beta=torch.zeros(3))
+    assert res.accepted.tolist() == [keep] * 3
+    assert res.reason.tolist() == [REASONS["accepted"] if keep else REASONS["gamma"]] * 3
+    np.testing.assert_allclose(res.prob_g.numpy(), 0.5, rtol=1e-6)
+    np.testing.assert_allclose(res.loss_g.numpy(), np.log(2), rtol=1e-6)
+    assert (t.n_attempts_, t.n_accepted_) == (3, 3 if keep else 0)
+    assert t.accept_rate_ == (1.0 if keep else 0.0)
+
+
+# -- seed choice: batch scope (release) and dataset scope (Algorithm 1, eq. 5) -------------------
+
+def _q_by_hand(counts: np.ndarray, k: int, beta: float) -> np.ndarray:
+    """Eq. (5) written out here, independent of the code: (1 - beta^((N_k0 - N_k)^+)) / sum."""
+    w = 1.0 - beta ** np.maximum(counts.astype(float) - counts[k], 0.0)
+    return w / w.sum()
+
+
+def _seed_class_counts_vs_expected(digits, scope: str, beta: float, epochs: int, uniform_alt: bool = False):
+    counts = digits.class_counts
+    k_all = len(counts)
+    observed, expected, variance, alt = (np.zeros(k_all) for _ in range(4))
+    q = {k: _q_by_hand(counts, k, beta) for k in range(k_all) if counts[k] < counts.max()}
+    cfg = TranslationConfig(seed_scope=scope, beta=beta)
+    for e in range(epochs):
+        plan = make_plan(digits.train.y, counts, seed=0, epoch=e, order="balanced", attempts=True,
+                         augment=digits.augment, batch_size=64)
+        d = draw_slots(digits, plan, cfg, seed=0)
+        slot_labels = digits.train.y[plan.order]
+        for s, k, k0 in zip(d.slot, d.target, d.seed_class):
+            if k0 < 0:  # no larger class (dataset) or no larger item in the batch: no seed, by design
+                continue
+            if scope == "batch":
+                batch_labels = slot_labels[plan.batch_slots(int(s) // plan.batch_size)]
+                w = q[int(k)][batch_labels]                         # Q(y_j | k) per batch item j
+                p = np.bincount(batch_labels, weights=w, minlength=k_all) / w.sum()
+                larger = (counts[batch_labels] > counts[k]).astype(float)
+                p_alt = np.bincount(batch_labels, weights=larger, minlength=k_all) / larger.sum()
+            else:
+                p = q[int(k)]
+                p_alt = (counts > counts[k]) / (counts > counts[k]).sum()
+            observed[k0] += 1
+            expected += p
+            variance += p * (1 - p)
+            alt += p_alt
+    return observed, expected, np.sqrt(variance), alt
+
+
+@pytest.mark.parametrize("scope", ["batch", "dataset"])
+def test_seed_class_follows_q_statistically(digits, scope):
+    # Over 40 epochs of attempts (about 7,000 draws) the count of seeds of each class k0 must lie within
+    # 4 sigma of sum_i P_i(k0), where P_i is Q(y_j | k) over the attempt's batch items (batch scope)
+    # or Q(k0 | k) itself (dataset scope). beta 0.99 makes Q far from uniform over larger classes:
+    # the same bound rejects a uniform choice among larger classes / larger batch items.
+    observed, expected, sigma, alt = _seed_class_counts_vs_expected(digits, scope, beta=0.99, epochs=40)
+    assert observed.sum() > 5000
+    assert np.all(np.abs(observed - expected) <= 4 * sigma + 1e-9), (observed, expected, sigma)
+    assert np.any(np.abs(alt - expected) > 12 * sigma), "the bound cannot tell Q from a uniform choice"
+
+
+def test_dataset_scope_seed_row_is_uniform_within_its_class(digits):
+    # Algorithm 1, line 6: x0 uniformly random among the training samples of class k0. The mean
+    # rank of the chosen row within its class, divided by the class size, is 1/2 (within 4 sigma of
+    # a uniform's 1/sqrt(12 n)); a rule that always took the first or last rows fails.
+    counts = digits.class_counts
+    cfg = TranslationConfig(seed_scope="dataset", beta=0.99)
+    ranks = []
+    rows_of = [np.flatnonzero(digits.train.y == k) for k in range(len(counts))]
+    for e in range(20):
+        plan = make_plan(digits.train.y, counts, seed=0, epoch=e, order="balanced", attempts=True,
+                         augment=digits.augment, batch_size=64)
+        d = draw_slots(digits, plan, cfg, seed=0)
+        for k0, idx in zip(d.seed_class, d.seed_index):
+            members = rows_of[k0]
+            ranks.append((np.searchsorted(members, idx) + 0.5) / len(members))
+    ranks = np.array(ranks)
+    assert abs(ranks.mean() - 0.5) <= 4 / np.sqrt(12 * len(ranks))
+
+
+# -- prepared dataset round trip (a recipe with augmentation) ------------------------------------
+
+def _tiny_augmented_data() -> PreparedData:
+    rng = np.random.default_rng(3)
+
+    def split(n):
+        return Split(rng.integers(0, 256, size=(n, 3, 6, 6), dtype=np.uint8), rng.integers(0, 3, size=n))
+
+    train = split(13)
+    train.y[:3] = [0, 1, 2]  # every class present
+    return PreparedData(name="tiny-aug", class_names=["cat", "dog", "eel"], train=train, val=split(5), test=split(7),
+                        input_kind="image", input_range=(0.0, 1.0), mean=[0.5, 0.25, 0.125], std=[0.2, 0.3, 0.4],
+                        augment={"crop_pad": 2, "flip": True}, preset="cifar",
+                        meta={"rho": 100, "source": "synthetic", "sizes": [5, 4, 4]})
+
+
+def test_prepared_round_trip_field_by_field(tmp_path):
+    data = _tiny_augmented_data()
+    write_prepared(tmp_path / "p", data, rows_per_shard=4)  # several shards per split
+    back = read_prepared(tmp_path / "p")
+    for name in ("train", "val", "test"):
+        a, b = getattr(data, name), getattr(back, name)
+        assert b.x.dtype == np.uint8 and b.y.dtype == np.int64, name
+        assert b.x.shape == a.x.shape and np.array_equal(b.x, a.x), name
+        assert np.array_equal(b.y, a.y), name
+    assert back.name == "tiny-aug"
+    assert back.class_names == ["cat", "dog", "eel"]
+    assert back.input_kind == "image"
+    assert back.input_range == (0.0, 1.0) and isinstance(back.input_range, tuple)
+    assert back.mean == [0.5, 0.25, 0.125] and back.std == [0.2, 0.3, 0.4]
+    assert back.augment == {"crop_pad": 2, "flip": True}
+    assert type(back.augment["crop_pad"]) is int and type(back.augment["flip"]) is bool
+    assert back.preset == "cifar"
+    assert back.meta == {"rho": 100, "source": "synthetic", "sizes": [5, 4, 4]}
+    assert back.fingerprint == data.fingerprint == back.compute_fingerprint()
+    assert back.class_counts.tolist() == data.class_counts.tolist()
+    # the augmentation read back reproduces the same training inputs for the same draws
+    aug = np.array([[0, 4, 1], [2, 2, 0], [4, 0, 1]] + [[1, 3, 0]] * 10, dtype=np.int16)
+    assert np.array_equal(apply_augment(back.train.x, aug, back.augment), apply_augment(data.train.x, aug, data.augment))
+    # and it is not the identity: crop offset (0, 4) of a 2-padded image shifts it
+    assert not np.array_equal(apply_augment(back.train.x, aug, back.augment), back.train.x)
+
+
+def test_prepared_round_trip_of_unbounded_vectors(tmp_path):
+    rng = np.random.default_rng(4)
+    splits = {s: Split(rng.normal(size=(n, 5)).astype(np.float32), np.arange(n) % 2)
+              for s, n in (("train", 6), ("val", 4), ("test", 4))}
+    data = PreparedData(name="vec", class_names=["a", "b"], input_kind="vector", input_range=None, mean=[0.0] * 5,
+                        std=[1.0] * 5, **splits)
+    write_prepared(tmp_path / "v", data)
+    back = read_prepared(tmp_path / "v")
+    assert back.input_range is None and back.augment == {} and back.input_kind == "vector"
+    assert back.train.x.dtype == np.float32 and np.array_equal(back.train.x, data.train.x)
+    assert back.fingerprint == data.fingerprint
+
+
+# -- training: best-validation tie rule and the rows read back from a pool -----------------------
+
+def test_best_validation_tie_goes_to_the_last_epoch(tmp_path, digits, monkeypatch):
+    # The release keeps the last epoch with the best validation bACC (">="). Scripted validation
+    # bACC per epoch 60, 70, 70, 40: the best is epoch 2 (not 1, the first of the tie; not 3, the last).
+    scripted = iter([60.0, 70.0, 70.0, 40.0])
+    real = loop_mod.balanced_metrics
+
+    def scripted_metrics(y_true, y_pred, class_counts):
+        return {**real(y_true, y_pred, class_counts), "bacc": next(scripted)}
+
+    monkeypatch.setattr(loop_mod, "balanced_metrics", scripted_metrics)
+    preset = Preset(model="mlp", epochs=4, batch_size=128, warmup_epochs=1, model_args={"hidden": 8})
+    res = loop_mod.fit(data=digits, preset=preset, method=get_method("RS"), seed=0, run_dir=tmp_path / "r",
+                       end_epoch=4, device=CPU, progress=False)
+    assert (res.best_epoch, res.best_val_bacc) == (2, 70.0)
+    assert [h["val_bacc"] for h in res.history] == [60.0, 70.0, 70.0, 40.0]
+    best = torch.load(res.best_path, map_location="cpu", weights_only=False)
+    last = torch.load(res.last_path, map_location="cpu", weights_only=False)
+    assert best["epoch"] == 3 and last["epoch"] == 4   # checkpoints store the next epoch to train
+
+
+def _augmented_digits(digits) -> PreparedData:
+    return replace(digits, augment={"crop_pad": 1, "flip": True}, fingerprint="")
+
+
+def test_training_reads_label_input_and_slot_from_the_pool(tmp_path, digits, monkeypatch):
+    # What f trains on in a translating epoch, recorded at f's input and at the loss, against the
+    # pool's own columns: slot s of the stored plan holds either the accepted x* of the pool row
+    # with slot s, labelled with that row's target k, or the real row order[s] with its stored
+    # augmentation aug[s] and its own label.
+    data = _augmented_digits(digits)
+    seen_x, seen_y = [], []
+    real_build, real_criterion = loop_mod.build_model, loop_mod.make_criterion
+
+    def build_recording(config):
+        model = real_build(config)
+        model.register_forward_pre_hook(lambda m, args: seen_x.append(args[0].detach().clone()) if m.training else None)
+        return model
+
+    class RecordingLoss(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, logits, target):
+            seen_y.append(target.detach().clone())
+            return self.inner(logits, target)
+
+    monkeypatch.setattr(loop_mod, "build_model", build_recording)
+    monkeypatch.setattr(loop_mod, "make_criterion", lambda *a, **k: RecordingLoss(real_criterion(*a, **k)))
+    from m2m_pipeline.training.checkpoint import model_config
+
+    torch.manual_seed(0)
+    g = real_build(model_config(data, "small_cnn", {"width": 4}, False)).eval()
+    preset = Preset(model="small_cnn", epochs=2, batch_size=64, warmup_epochs=1, deferred_epoch=1,
+                    model_args={"width": 4})
+    # gamma 0 keeps every confident-or-not x*; beta 0.9 rejects some rows (small size gaps), so the
+    # pool holds both accepted and rejected attempts.
+    cfg = TranslationConfig(steps=2, step_size=0.5, beta=0.9, gamma=0.0, batch_size=50, rows_per_shard=64)
+    loop_mod.fit(data=data, preset=preset, method=get_method("M2m"), seed=0, run_dir=tmp_path / "run", end_epoch=2,
+                 g=g, m2m=cfg, pools_dir=tmp_path / "pools", device=CPU, progress=False)
+
+    pool = open_pool(tmp_path / "pools" / "epoch_1")
+    plan = pool.plan_arrays()
+    rows = pool.rows(("slot", "target", "accepted"))
+    rows["x"] = read_x(pool, data)   # x* as training reads it (decoded)
+    bs = int(pool.attrs["train_batch_size"])
+    n_slots = len(plan["order"])
+    accepted_slots = rows["slot"][rows["accepted"]]
+    assert 0 < len(accepted_slots) < len(rows["slot"])
+    # the epoch-1 batches are the last ones f saw; batch b holds slots b*bs .. (b+1)*bs - 1
+    n_batches = -(-n_slots // bs)
+    assert len(seen_x) == len(seen_y) == 2 * n_batches
+    x_seen = torch.cat(seen_x[n_batches:]).numpy()
+    y_seen = torch.cat(seen_y[n_batches:]).numpy()
+    assert len(x_seen) == n_slots
+
+    order = plan["order"]
+    want_x = data.to_float(apply_augment(data.train.x[order], plan["aug"], data.augment)).numpy()
+    want_y = data.train.y[order].copy()
+    for slot, target, x in zip(rows["slot"][rows["accepted"]], rows["target"][rows["accepted"]],
+                               rows["x"][rows["accepted"]]):
+        want_x[slot] = x
+        want_y[slot] = target
+    assert np.array_equal(y_seen, want_y)
+    np.testing.assert_array_equal(x_seen, want_x)
+    # the swapped rows are not the real ones, and the real ones carry the stored augmentation
+    assert not np.array_equal(x_seen[accepted_slots], data.to_float(data.train.x[order[accepted_slots]]).numpy())
+    flipped = np.flatnonzero(plan["aug"][:, 2] == 1)
+    assert len(set(flipped) - set(accepted_slots.tolist())) > 0
