@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import os
 import platform
 import re
@@ -89,12 +90,16 @@ def copy_tree(src_root: Path, dst: Path, ref: str | None, overlay: list[str] = (
         shutil.copytree(src_root / "tests", dst / "tests", ignore=ignore)
         shutil.copy2(src_root / "params.yaml", dst / "params.yaml")
     shutil.copy2(src_root / "pyproject.toml", dst / "pyproject.toml")  # the mutmut settings of the work tree
-    # mutmut re-copies a file into mutants/ only when it is newer there: git archive keeps commit
-    # times, so stamp every file now (verdicts of unchanged functions are kept, by their hash).
-    now = time.time()
-    for path in dst.rglob("*"):
-        if path.is_file() and "mutants" not in path.relative_to(dst).parts:
-            os.utime(path, (now, now))
+    # Verdicts carry over between runs (one module at a time) only for the very same code and tests:
+    # mutmut does not refresh every copied file in mutants/, so any change starts it afresh.
+    digest = hashlib.sha256()
+    for path in sorted(p for p in dst.rglob("*") if p.is_file() and p.parts[len(dst.parts)] in
+                       ("m2m_pipeline", "tests", "params.yaml", "pyproject.toml")):
+        digest.update(str(path.relative_to(dst)).encode() + path.read_bytes())
+    stamp = dst / "CONTENT_SHA256"
+    if not stamp.exists() or stamp.read_text().strip() != digest.hexdigest():
+        shutil.rmtree(dst / "mutants", ignore_errors=True)
+        stamp.write_text(digest.hexdigest() + "\n")
     return source
 
 

@@ -157,12 +157,6 @@ def mapping(key: str, value: Any) -> dict:
     return dict(value)
 
 
-def a_list(key: str, value: Any) -> list:
-    if not isinstance(value, list):
-        raise _fail(key, "a list", value)
-    return value
-
-
 # -- the schema ------------------------------------------------------------------------------------
 
 # Every key of a section, with its check. A section's keys beyond these are refused unless the

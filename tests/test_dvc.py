@@ -50,3 +50,125 @@ def test_repro_twice_is_a_no_op(tmp_path):
     assert "up to date" in second.stdout.lower()
     shown = _dvc(["metrics", "show"], tmp_path)
     assert shown.returncode == 0 and "M2m-seed0.json" in shown.stdout
+
+
+# -- deps and params keyed so that an edit re-runs exactly what it can change ------------------------
+
+def _stages_yaml():
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def _script_of(stage: dict) -> str:
+    cmd = (stage.get("do") or stage)["cmd"]
+    return cmd.split()[1]   # "python stages/<script>.py ..."
+
+
+def _code_deps(stage: dict) -> list[str]:
+    deps = (stage.get("do") or stage)["deps"]
+    return [d for d in deps if d.startswith(("stages/", "m2m_pipeline"))]
+
+
+@pytest.mark.parametrize("name", sorted(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]))
+def test_stage_code_deps_are_its_import_graph(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("stage_deps", ROOT / "stages" / "deps.py")
+    deps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(deps)
+    stage = _stages_yaml()[name]
+    assert _code_deps(stage) == deps.stage_deps(ROOT / _script_of(stage)), \
+        f"dvc.yaml deps of {name} differ from its imports: run `python stages/render_dvc.py`"
+
+
+def test_reuse_ablation_stage_depends_on_pools_not_on_g_or_translation():
+    stage = _stages_yaml()["ablate_reuse"]
+    deps = stage["deps"]
+    assert "pools/${dataset}/M2m-seed${item.seed}" in deps and "runs/${dataset}/warm-ce-seed${item.seed}" in deps
+    assert not any("g-seed" in d for d in deps)
+    assert not any(d in ("m2m_pipeline/translate.py", "m2m_pipeline/pools/generate.py", "m2m_pipeline/pools",
+                         "m2m_pipeline/pools/online.py") for d in deps)
+
+
+def test_rendered_dvc_yaml_is_current():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("render_dvc", ROOT / "stages" / "render_dvc.py")
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    text = render.render((ROOT / "stages" / "dvc.yaml.in").read_text())
+    assert (ROOT / "dvc.yaml").read_text().endswith(text), "dvc.yaml is stale: run `python stages/render_dvc.py`"
+    from dataclasses import fields
+
+    from m2m_pipeline.training.options import FitOptions
+    from m2m_pipeline.training.schedule import Preset
+
+    # every preset key but the m2m overrides is a dep of the training stages, and every FitOptions key
+    assert set(render.SCHEDULE_KEYS) == {f.name for f in fields(Preset)} - {"m2m"}
+    assert set(render.FIT_KEYS) == {f.name for f in fields(FitOptions)} - {"extra"}
+
+
+def test_every_preset_spells_out_every_tracked_key():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    from dataclasses import fields
+
+    from m2m_pipeline.training.schedule import Preset
+
+    want = {f.name for f in fields(Preset)}
+    for name, preset in params["presets"].items():
+        assert set(preset) == want, f"presets.{name} lacks {sorted(want - set(preset))}"
+    assert set(params["ablation_params"]) >= set(params["ablations"]["reuse"]) | set(params["ablations"]["translate"])
+
+
+def _dag_with_outputs(tmp_path):
+    """A copy of the DAG whose every stage is recorded as run (dvc commit on stand-in outputs), so
+    that `dvc status` then shows exactly the stages a params edit invalidates."""
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "m2m_pipeline").symlink_to(ROOT / "m2m_pipeline")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["seeds"] = [0]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert _dvc(["init", "--no-scm", "-q"], tmp_path).returncode == 0
+    # stand-in outputs: every out (metrics and plots included) of every stage, resolved by DVC itself
+    code = ("import json; from dvc.repo import Repo; r = Repo('.'); "
+            "print(json.dumps([str(o.fs_path) for s in r.index.stages for o in s.outs]))")
+    listed = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    for path in json.loads(listed.stdout):
+        p = Path(path)
+        if p.suffix == ".json":
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text("{}")
+        else:
+            p.mkdir(parents=True, exist_ok=True)
+            (p / "stand-in").write_text("x")
+    committed = _dvc(["commit", "-f"], tmp_path)
+    assert committed.returncode == 0, committed.stderr[-2000:]
+    return params
+
+
+def _changed_stages(tmp_path) -> set[str]:
+    out = _dvc(["status", "--json"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout or "{}"))
+
+
+def test_params_edits_rerun_only_their_stages(tmp_path):
+    params = _dag_with_outputs(tmp_path)
+    assert _changed_stages(tmp_path) == set()
+
+    def edit(fn):
+        p = yaml.safe_load((tmp_path / "params.yaml").read_text())
+        fn(p)
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+        changed = _changed_stages(tmp_path)
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        return changed
+
+    # an ablation's own parameter: only that ablation's stages
+    assert edit(lambda p: p["ablation_params"]["M2m-Clean"].update(note=1)) == {"ablate_reuse@M2m-Clean-0"}
+    # digits' m2m override: only the translating stages of digits (no baseline, no reuse ablation)
+    assert edit(lambda p: p["presets"]["digits"]["m2m"].update(gamma=0.99)) == {"train_m2m@M2m-0"}
+    # another dataset's preset: nothing of the digits DAG
+    assert edit(lambda p: p["presets"]["reuters"].update(epochs=16)) == set()

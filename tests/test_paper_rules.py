@@ -19,6 +19,7 @@ from m2m_pipeline.datasets import PreparedData, Split, majority_classes
 from m2m_pipeline.metrics import GM_CORRECTION, balanced_metrics
 from m2m_pipeline.plan import apply_augment, make_plan
 from m2m_pipeline.pools import TranslationConfig, draw_slots
+from m2m_pipeline.pools.generate import TranslatedPools
 from m2m_pipeline.pools.codec import read_x
 from m2m_pipeline.store import open_pool, read_prepared, write_prepared
 from m2m_pipeline.training import Preset, lr_at
@@ -95,7 +96,8 @@ def test_metrics_skip_a_class_absent_from_the_test_split():
 # warm-up lr * (e + 1) / 5 over epochs 0..4, then lr * factor^(milestones passed).
 EXPECTED_LR = {
     "digits": {0: 0.02, 1: 0.04, 3: 0.08, 4: 0.1, 5: 0.1, 39: 0.1, 40: 0.01, 49: 0.01, 50: 0.001, 59: 0.001},
-    "cifar": {0: 0.02, 4: 0.1, 5: 0.1, 159: 0.1, 160: 1e-3, 179: 1e-3, 180: 1e-5, 199: 1e-5},
+    "cifar10-lt": {0: 0.02, 4: 0.1, 5: 0.1, 159: 0.1, 160: 1e-3, 179: 1e-3, 180: 1e-5, 199: 1e-5},
+    "cifar100-lt": {0: 0.02, 4: 0.1, 5: 0.1, 159: 0.1, 160: 1e-3, 179: 1e-3, 180: 1e-5, 199: 1e-5},
     "images": {0: 0.02, 4: 0.1, 5: 0.1, 159: 0.1, 160: 1e-3, 179: 1e-3, 180: 1e-5, 199: 1e-5},
     "sun397": {0: 0.02, 4: 0.1, 5: 0.1, 29: 0.1, 30: 0.01, 59: 0.01, 60: 0.001, 89: 0.001},
     "celeba5": {0: 0.02, 4: 0.1, 5: 0.1, 29: 0.1, 30: 0.01, 59: 0.01, 60: 0.001, 89: 0.001},
@@ -450,8 +452,10 @@ def test_training_reads_label_input_and_slot_from_the_pool(tmp_path, digits, mon
     # gamma 0 keeps every confident-or-not x*; beta 0.9 rejects some rows (small size gaps), so the
     # pool holds both accepted and rejected attempts.
     cfg = TranslationConfig(steps=2, step_size=0.5, beta=0.9, gamma=0.0, batch_size=50, rows_per_shard=64)
+    swaps = TranslatedPools(g=g, data=data, cfg=cfg, seed=0, pools_dir=tmp_path / "pools",
+                            batch_size=preset.batch_size, progress=False)
     loop_mod.fit(data=data, preset=preset, method=get_method("M2m"), seed=0, run_dir=tmp_path / "run", end_epoch=2,
-                 g=g, m2m=cfg, pools_dir=tmp_path / "pools", device=CPU, progress=False)
+                 swaps=swaps, device=CPU, progress=False)
 
     pool = open_pool(tmp_path / "pools" / "epoch_1")
     plan = pool.plan_arrays()

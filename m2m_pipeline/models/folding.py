@@ -22,6 +22,8 @@ import weakref
 import torch
 from torch import nn
 
+from .nets import MLP, Classifier
+
 _CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]]" = weakref.WeakKeyDictionary()
 
 
@@ -35,29 +37,64 @@ def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A frozen eval-mode copy of ``model`` with every Conv2d -> BatchNorm2d pair folded into one
-    Conv2d (torch.fx's conv-BN fusion). A model torch.fx cannot trace is copied unfolded."""
+def _fuse_conv_bn(module: nn.Module) -> nn.Module:
     from torch.fx.experimental.optimization import fuse
 
-    model = copy.deepcopy(model).eval()
+    if not has_batchnorm(module):
+        return module
     try:
-        folded = fuse(model, inplace=True)
+        return fuse(module, inplace=True)
     except Exception:  # not symbolically traceable (data-dependent control flow): keep it as is
-        folded = model
-    for p in folded.parameters():
+        return module
+
+
+def _fold_normalization_into_linear(model: Classifier) -> None:
+    """In place: (x - mean) / std followed by Linear(W, b) is Linear(W / std, b - (W / std) @ mean),
+    exactly, since a linear layer has no padding that would see the un-normalised zeros. Then the
+    input needs no normalisation pass (nor its backward)."""
+    first = model.net.body[1]
+    mean = model.normalize.mean.reshape(-1)
+    std = model.normalize.std.reshape(-1)
+    with torch.no_grad():
+        # mean/std broadcast over the flattened features: one value, or one per feature
+        scale = (1.0 / std).expand(first.in_features)
+        shift = mean.expand(first.in_features)
+        first.weight.mul_(scale)
+        first.bias.sub_(first.weight @ shift)
+    model.normalize = nn.Identity()
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A frozen eval-mode copy of ``model`` computing the same function with fewer passes: every
+    Conv2d -> BatchNorm2d pair folded into one Conv2d (torch.fx's conv-BN fusion), and for the MLP
+    the input normalisation folded into its first linear layer. A network torch.fx cannot trace
+    keeps its BNs. A :class:`Classifier` keeps its (normalize, net) structure."""
+    model = copy.deepcopy(model).eval()
+    if isinstance(model, Classifier):
+        model.net = _fuse_conv_bn(model.net)
+        if isinstance(model.net, MLP) and isinstance(model.net.body[1], nn.Linear):
+            _fold_normalization_into_linear(model)
+    else:
+        model = _fuse_conv_bn(model)
+    for p in model.parameters():
         p.requires_grad_(False)
-    return folded.eval()
+    return model.eval()
+
+
+def foldable(model: nn.Module) -> bool:
+    """Whether :func:`fold_batchnorm` removes a pass from ``model``."""
+    return has_batchnorm(model) or (isinstance(model, Classifier) and isinstance(model.net, MLP))
 
 
 def inference_copy(model: nn.Module) -> nn.Module:
-    """``model`` with frozen parameters and BN folded, for input-gradient work in eval mode.
+    """``model`` with frozen parameters and BN (and, for the MLP, the input normalisation) folded,
+    for input-gradient work in eval mode.
 
-    A model without batch norm is returned itself (freezing is then done by the caller around the
-    call, see :func:`frozen`); one with batch norm gets a cached folded copy, rebuilt when its
-    weights change.
+    A model with nothing to fold is returned itself (freezing is then done by the caller around
+    the call, see :class:`frozen`); others get a cached folded copy, rebuilt when their weights
+    change.
     """
-    if not has_batchnorm(model):
+    if not foldable(model):
         return model
     key = _weights_key(model)
     hit = _CACHE.get(model)
@@ -86,4 +123,4 @@ class frozen:
             p.requires_grad_(flag)
 
 
-__all__ = ["fold_batchnorm", "frozen", "has_batchnorm", "inference_copy"]
+__all__ = ["fold_batchnorm", "foldable", "frozen", "has_batchnorm", "inference_copy"]

@@ -21,7 +21,7 @@ from ..translate import M2mTranslator
 from ..utils import M2mError, progress_bar, state_hash
 from .codec import encode_rows
 from .config import TranslationConfig
-from .draws import SlotDraws, draw_slots, seed_inputs, start_noise
+from .draws import SlotDraws, draw_slots, seed_inputs, start_noise_batch
 from .reuse import StoredSwaps, read_swaps
 from .rules import check_rule
 
@@ -69,8 +69,7 @@ def translate_rows(g: nn.Module, f: nn.Module, data: PreparedData, draws: SlotDr
     for start in range(0, len(has_seed), cfg.batch_size):
         local = has_seed[start:start + cfg.batch_size]
         x0 = seed_inputs(data, out["seed_index"][local], out["seed_aug"][local])
-        noise = torch.from_numpy(np.stack([
-            start_noise(data.input_shape, cfg.noise_radius, seed, epoch, int(s)) for s in out["slot"][local]]))
+        noise = torch.from_numpy(start_noise_batch(data.input_shape, cfg.noise_radius, seed, epoch, out["slot"][local]))
         res = translator.translate(
             g, f, x0, torch.from_numpy(out["target"][local].astype(np.int64)),
             torch.from_numpy(out["seed_class"][local].astype(np.int64)), class_counts=data.class_counts,
@@ -187,7 +186,8 @@ def generate_pool(*, g: nn.Module, f: nn.Module, data: PreparedData, plan: Epoch
                   progress: Callable[[int], None] | None = None,
                   allowed_seeds: np.ndarray | None = None, workers: int | None = None,
                   scheduler: str | None = None,
-                  model_configs: tuple[dict[str, Any], dict[str, Any]] | None = None) -> PoolSummary:
+                  model_configs: tuple[dict[str, Any], dict[str, Any]] | None = None,
+                  client: Any = None) -> PoolSummary:
     """Translate every attempt slot of ``plan`` with g and the f snapshot, and write the pool.
 
     One shard per translation task of ``cfg.rows_per_shard`` rows (rounded down to whole
@@ -202,7 +202,8 @@ def generate_pool(*, g: nn.Module, f: nn.Module, data: PreparedData, plan: Epoch
     ``workers`` (a local dask cluster of that many processes) or ``scheduler`` (the address of
     a running one) translate the shards on dask.distributed (pools/distributed.py); the models
     then travel as weights plus ``model_configs`` (g's and f's checkpoint ``config``). The pool
-    does not depend on how many workers made it.
+    does not depend on how many workers made it. ``client``: a connected dask client to reuse
+    (``distributed.dask_client``), e.g. for every epoch of a training run.
     """
     translator = make_translator(cfg, data.input_range, data_max_abs=data_max_abs(data))
     draws = draw_slots(data, plan, cfg, seed, allowed_seeds)
@@ -217,7 +218,7 @@ def generate_pool(*, g: nn.Module, f: nn.Module, data: PreparedData, plan: Epoch
         if progress is not None:
             progress(n)
         return done
-    distributed = bool(workers) or bool(scheduler)
+    distributed = bool(workers) or bool(scheduler) or client is not None
     if distributed and model_configs is None:
         raise M2mError("translation on dask workers needs the models' configs (model_configs=(g's, f's) "
                        "checkpoint 'config'): workers rebuild g and f from weights, not live modules")
@@ -239,7 +240,7 @@ def generate_pool(*, g: nn.Module, f: nn.Module, data: PreparedData, plan: Epoch
             results = translate_shards_on_dask(
                 g=g, f=f, model_configs=model_configs, data=data, draws=draws, translator=translator, cfg=cfg,
                 seed=seed, epoch=plan.epoch, work=writer.work, shard_rows=writer.shard_rows, shards=todo,
-                workers=workers, scheduler=scheduler, progress=progress)
+                workers=workers, scheduler=scheduler, client=client, progress=progress)
         else:
             results = []
             for index in todo:

@@ -67,14 +67,15 @@ def read_swaps(path: str | Path, data: PreparedData, *, rule: str = "accepted", 
 
     ``expected`` provenance (``dataset_fingerprint`` always, ``seed`` when given) is compared with
     the pool's attributes first; the seed also keys the random relabelling of ``rule="rand"``.
-    Returns (plan, {slot: Swap}, counts) where counts has ``n_used`` (rows the rule uses) and
-    ``n_accepted`` (rows M2m's own rule accepted).
+    Returns (plan, {slot: Swap}, counts) where counts has ``n_attempts`` (stored rows), ``n_used``
+    (rows the rule uses) and ``n_accepted`` (rows M2m's own rule accepted).
     """
     check_rule(rule, rule_params)
     pool = open_pool(path)
-    if seed is not None:
-        expected["seed"] = int(seed)
-    check_provenance(pool, dataset_fingerprint=data.fingerprint, **expected)
+    # the seed first: a pool of another seed differs in its warm start too, and the seed is the cause
+    checks = {"dataset_fingerprint": data.fingerprint, **({"seed": int(seed)} if seed is not None else {}),
+              **expected}
+    check_provenance(pool, **checks)
     attrs = pool.attrs
     plan = pool_plan(pool)
     cols = {name: pool.array(name) for name in RULE_COLUMNS}
@@ -91,7 +92,8 @@ def read_swaps(path: str | Path, data: PreparedData, *, rule: str = "accepted", 
         rows_clean = used[clean]
         xs[clean] = seed_inputs(data, cols["seed_index"][rows_clean], cols["seed_aug"][rows_clean]).numpy()
     swaps = {int(cols["slot"][r]): Swap(xs[i], int(outcome.label[r])) for i, r in enumerate(used)}
-    return plan, swaps, {"n_used": int(len(used)), "n_accepted": int(np.count_nonzero(cols["accepted"]))}
+    return plan, swaps, {"n_attempts": int(len(cols["slot"])), "n_used": int(len(used)),
+                         "n_accepted": int(np.count_nonzero(cols["accepted"]))}
 
 
 def load_swaps(path: str | Path, data: PreparedData, **expected: Any) -> tuple[EpochPlan, dict[int, Swap]]:
@@ -141,7 +143,7 @@ class ReusedPools(StoredSwaps):
                            f"{self.expected.get('run', 'M2m')})")
         plan, self._swaps, counts = read_swaps(path, self.data, rule=self.rule, rule_params=self.rule_params,
                                                seed=self.seed, epoch=epoch, **self.expected)
-        return plan, {"pool": str(path), "n_used": counts["n_used"], "n_accepted": counts["n_accepted"]}
+        return plan, counts
 
 
 __all__ = ["ReusedPools", "StoredSwaps", "Swap", "check_provenance", "load_swaps", "pool_plan", "read_pool_x",

@@ -1,0 +1,150 @@
+"""What writing an epoch's pool and reading it back costs, against keeping the rows in memory.
+
+One M2m epoch, timed two ways in the same run, alternating, on the same models and plan:
+
+- ``in_memory``: draw the seeds, translate every attempt (``translate_rows``), keep the accepted
+  x* in a dict, train f one epoch on the planned batches with them swapped in;
+- ``with_pool``: the same translation through ``generate_pool`` (compact x*, zstd shards,
+  per-shard commits, completion marker), the accepted rows read back and decoded
+  (``load_swaps``), then the same epoch of training.
+
+The ratio with_pool / in_memory is the pool's overhead (goal <= 1.05, issue 9). g and f are an
+MLP trained a few epochs on the data (so some attempts are accepted, as in a real epoch).
+
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/pool_overhead.py --dataset reuters \\
+        --data-root ../shared/datasets/reuters-r52 --threads 2 --json benchmarks/results/pool_overhead.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from m2m_pipeline.datasets import create_dataset
+from m2m_pipeline.plan import make_plan
+from m2m_pipeline.pools import TranslationConfig, draw_slots, generate_pool, make_translator, translate_rows
+from m2m_pipeline.pools.reuse import Swap, load_swaps
+from m2m_pipeline.training import Preset, load_checkpoint, model_from_checkpoint, pretrain_g, warm_f
+from m2m_pipeline.training.loop import batch_inputs
+
+
+def train_epoch(model: torch.nn.Module, data, plan, swaps, lr: float = 0.01) -> None:
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    for b in range(plan.n_batches):
+        slots = plan.batch_slots(b)
+        if len(slots) < 2:
+            continue
+        x, y = batch_inputs(data, data.train, plan, slots, swaps)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def pool_size(path: Path, data, exact: dict) -> dict:
+    """Bytes per row of x as stored against raw float32, float16 deltas + zstd as the alternative
+    measured on the same rows, and the largest per-value error of the decoded x*."""
+    from numcodecs import Zstd
+
+    from m2m_pipeline.pools.codec import read_x
+    from m2m_pipeline.pools.draws import seed_inputs
+    from m2m_pipeline.store import open_pool
+
+    pool = open_pool(path)
+    n, d = len(pool), int(np.prod(data.input_shape))
+    stored = sum(p.stat().st_size for name in ("x_delta", "x_exp") for p in (path / name).rglob("*")
+                 if p.is_file() and p.name != "zarr.json")
+    has = exact["seed_index"] >= 0
+    x0 = np.zeros_like(exact["x"])
+    x0[has] = seed_inputs(data, exact["seed_index"][has], exact["seed_aug"][has]).numpy()
+    decoded = read_x(pool, data)
+    ok = has & np.isfinite(exact["x"].reshape(n, -1)).all(axis=1)
+    delta16 = (exact["x"] - x0).astype(np.float16)
+    zstd = Zstd(level=3)
+    f16_bytes = sum(len(zstd.encode(np.ascontiguousarray(delta16[i:i + 256]).tobytes())) for i in range(0, n, 256))
+    f16_err = np.abs(np.clip(x0 + delta16.astype(np.float32), *(data.input_range or (-np.inf, np.inf))) - exact["x"])
+    return {"rows": n, "raw_float32_bytes_per_row": 4.0 * d, "stored_bytes_per_row": stored / n,
+            "stored_fraction": stored / (4.0 * d * n), "float16_delta_zstd_fraction": f16_bytes / (4.0 * d * n),
+            "max_abs_error": float(np.abs(decoded[ok] - exact["x"][ok]).max()),
+            "float16_max_abs_error": float(f16_err[ok].max())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="reuters")
+    ap.add_argument("--data-root", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    data = create_dataset(args.dataset, data_root=args.data_root)
+    work = Path(tempfile.mkdtemp(prefix="m2m-pool-overhead-"))
+    try:
+        model = "mlp" if data.input_kind == "vector" else "small_cnn"
+        preset = Preset(model=model, epochs=4, batch_size=64, warmup_epochs=1, milestones=(3,), deferred_epoch=3,
+                        weight_decay=5e-5)
+        pretrain_g(data, preset, seed=1000, out_dir=work / "g", progress=False)
+        warm_f(data, preset, seed=0, out_dir=work / "f", progress=False)
+        g = model_from_checkpoint(load_checkpoint(work / "g" / "last.pt"))
+        f0 = model_from_checkpoint(load_checkpoint(work / "f" / "last.pt"))
+        cfg = TranslationConfig(step_size=1.0 if data.input_kind == "vector" else 0.1, beta=0.99, lam=0.5, gamma=0.9)
+        times: dict[str, list[float]] = {"in_memory": [], "with_pool": []}
+        accepted = None
+        for rep in range(args.repeats + 1):   # the first round warms caches and is not counted
+            for way in ("in_memory", "with_pool") if rep % 2 == 0 else ("with_pool", "in_memory"):
+                f = copy.deepcopy(f0)
+                t0 = time.perf_counter()
+                plan = make_plan(data.train.y, data.class_counts, seed=0, epoch=3, order="balanced", attempts=True,
+                                 augment=data.augment, batch_size=preset.batch_size)
+                if way == "in_memory":
+                    draws = draw_slots(data, plan, cfg, 0)
+                    rows = translate_rows(g, f, data, draws, slice(0, None), make_translator(cfg, data.input_range),
+                                          cfg, 0, plan.epoch)
+                    swaps = {int(s): Swap(x, int(k)) for s, x, k, a in
+                             zip(rows["slot"], rows["x"], rows["target"], rows["accepted"]) if a}
+                    exact = rows
+                else:
+                    out = work / f"pool-{rep}"
+                    generate_pool(g=g, f=f, data=data, plan=plan, cfg=cfg, seed=0, out=out)
+                    plan, swaps = load_swaps(out, data)
+                train_epoch(f, data, plan, swaps)
+                if rep:
+                    times[way].append(time.perf_counter() - t0)
+                accepted = len(swaps)
+        size = pool_size(work / f"pool-{args.repeats}", data, exact)
+        in_memory, with_pool = statistics.median(times["in_memory"]), statistics.median(times["with_pool"])
+        n_attempts = int(plan.attempt.sum())
+        result = {"in_memory_s": in_memory, "with_pool_s": with_pool, "ratio": with_pool / in_memory,
+                  "dataset": data.name, "attempts": n_attempts, "accepted": accepted, "repeats": args.repeats,
+                  "times": times, "size": size, "threads": args.threads, "load_avg": os.getloadavg(),
+                  "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
+                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        print(f"{data.name}: {n_attempts} attempts, {accepted} accepted; epoch in memory {in_memory:.2f} s, "
+              f"with pool {with_pool:.2f} s, ratio {result['ratio']:.3f} (median of {args.repeats}; "
+              f"load {result['load_avg'][0]:.1f})")
+        print(f"x per row: float32 {size['raw_float32_bytes_per_row']:.0f} B, stored (x_delta + x_exp, zstd) "
+              f"{size['stored_bytes_per_row']:.1f} B = {100 * size['stored_fraction']:.1f}% (float16 delta + zstd "
+              f"would be {100 * size['float16_delta_zstd_fraction']:.1f}%); largest per-value error "
+              f"{size['max_abs_error']:.2e} (float16 delta: {size['float16_max_abs_error']:.2e})")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
