@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean mutation
 
 install: $(STAMP)
 
@@ -26,6 +26,13 @@ run: install
 
 test: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
+
+# Mutation testing of the core rules (by hand, not in CI: tens of minutes). One mutmut child and one
+# thread, for a shared CPU; MODULES="acceptance plan" limits it to some modules (see docs/testing.md).
+MODULES ?=
+mutation: install
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/mutation.py \
+		--max-children 1 --threads 1 $(if $(MODULES),--modules $(MODULES))
 
 clean:
 	rm -rf runs pools metrics plots reports data/prepared

@@ -161,7 +161,9 @@ def render(results: dict[str, str], equivalent: dict[str, str], workdir: Path, *
     survivors: dict[str, list[str]] = defaultdict(list)
     for name, status in sorted(results.items()):
         mod = module_of(name)
-        if status in KILLED:
+        if status == "not checked":  # generated but not run (a module left out of this run)
+            by_module[mod]["not run"] += 1
+        elif status in KILLED:
             by_module[mod]["killed"] += 1
         elif status == "survived" and name in equivalent:
             by_module[mod]["equivalent"] += 1
@@ -178,13 +180,17 @@ def render(results: dict[str, str], equivalent: dict[str, str], workdir: Path, *
         lines.append(f"- wall time of this run: {seconds / 60:.1f} min")
     if tests_seconds is not None:
         lines.append(f"- baseline, same run: the selected fast tests without mutation take {tests_seconds:.1f} s")
+    failing = (workdir / "DESELECTED").read_text().split() if (workdir / "DESELECTED").exists() else []
+    if failing:
+        lines.append(f"- deselected because they failed before any mutation: {', '.join(f'`{n}`' for n in failing)}")
     lines += ["", "Score = killed / (killed + survived), equivalent mutants left out; 'no tests' = no selected "
               "test reaches the function (counted apart).", "",
               "| module | mutants | killed | survived | equivalent | no tests / other | score |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     tot = Counter()
     for mod in MODULES:
-        c = by_module.get(mod)
+        c = by_module.get(mod, Counter())
+        c.pop("not run", None)
         if not c:
             lines.append(f"| {mod} | - | - | - | - | - | not run |")
             continue
@@ -206,7 +212,7 @@ def render(results: dict[str, str], equivalent: dict[str, str], workdir: Path, *
     for mod, names in survivors.items():
         for name in names:
             lines.append(f"- `{name}`: {mutant_diff(workdir, name)}")
-    other = sorted(n for n, s in results.items() if s not in KILLED | {"survived"})
+    other = sorted(n for n, s in results.items() if s not in KILLED | {"survived", "not checked"})
     if other:
         lines += ["", "### Mutants without a verdict (no selected test reaches them, or other)", ""]
         lines += [f"- `{n}`: {results[n]}" for n in other]
@@ -220,16 +226,32 @@ def mutmut_version() -> str:
     return version("mutmut")
 
 
-def baseline_seconds(workdir: Path, threads: int) -> float:
-    """Time of the selected tests without mutation (the baseline each mutant's run is compared to)."""
+def baseline_run(workdir: Path, threads: int) -> tuple[float, list[str], str]:
+    """Run the selected tests once without mutation: their time (the baseline each mutant's run is
+    compared to), the tests that already fail (mutmut needs a green start, so they are deselected
+    and reported), and the slowest durations."""
     import tomllib
 
     conf = tomllib.loads((workdir / "pyproject.toml").read_text())["tool"]["mutmut"]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", *conf["pytest_add_cli_args_test_selection"],
-                    *conf["pytest_add_cli_args"]], cwd=workdir, env=env, capture_output=True)
-    return time.perf_counter() - start
+    proc = subprocess.run([sys.executable, "-m", "pytest", *conf["pytest_add_cli_args_test_selection"],
+                           *conf["pytest_add_cli_args"], "-rfE", "--durations=8"], cwd=workdir, env=env,
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    failing = sorted(set(re.findall(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", proc.stdout, flags=re.M)))
+    durations = proc.stdout.split("slowest 8 durations", 1)[-1].split("===", 2)[-1] if "slowest" in proc.stdout else ""
+    return seconds, failing, durations.strip()
+
+
+def deselect(workdir: Path, nodeids: list[str]) -> None:
+    """Add ``--deselect`` for each node id to the scratch copy's mutmut pytest arguments."""
+    path = workdir / "pyproject.toml"
+    text = path.read_text()
+    extra = "".join(f', "--deselect", "{n}"' for n in nodeids)
+    text = re.sub(r'^(pytest_add_cli_args = \[.*?)\]', lambda m: m.group(1) + extra + "]", text, count=1,
+                  flags=re.M | re.S)
+    path.write_text(text)
 
 
 def write_doc(block: str) -> None:
@@ -262,8 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         source = copy_tree(ROOT, args.workdir, args.ref, args.overlay)
         (args.workdir / "SOURCE").write_text(source + "\n")
-        tests_seconds = baseline_seconds(args.workdir, args.threads)
-        print(f"baseline: the selected tests take {tests_seconds:.1f} s without mutation", flush=True)
+        tests_seconds, failing, durations = baseline_run(args.workdir, args.threads)
+        print(f"baseline: the selected tests take {tests_seconds:.1f} s without mutation\n{durations}", flush=True)
+        if failing:
+            print("deselected (failing before any mutation): " + " ".join(failing), flush=True)
+            deselect(args.workdir, failing)
+        (args.workdir / "DESELECTED").write_text("\n".join(failing) + "\n")
         seconds = run_mutmut(args.workdir, modules, args.max_children, args.threads, lambda s: print(s, flush=True))
     results = read_results(args.workdir)
     doc = DOC.read_text() if DOC.exists() else ""

@@ -81,6 +81,30 @@ def pool_size(path: Path, data, exact: dict) -> dict:
             "float16_max_abs_error": float(f16_err[ok].max())}
 
 
+def noise_cost(shape: tuple[int, ...], rows: int = 2048, repeats: int = 3) -> dict:
+    """us per row of start noise: one seeded generator per slot (SeedSequence + PCG64, the former
+    way) against the counter-based generator per batch of 256 (draws.start_noise_batch)."""
+    from m2m_pipeline.pools.draws import start_noise_batch
+    from m2m_pipeline.utils import rng_for
+
+    def per_slot(slot: int) -> np.ndarray:
+        u = rng_for(0, "noise", 3, slot).uniform(-1.0, 1.0, size=shape)
+        return (u * (0.1 / np.linalg.norm(u))).astype(np.float32)
+
+    slots = np.arange(rows)
+    best = {"per_slot_generators_us": float("inf"), "counter_based_per_batch_us": float("inf")}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.stack([per_slot(int(s)) for s in slots])
+        best["per_slot_generators_us"] = min(best["per_slot_generators_us"], (time.perf_counter() - t0) / rows * 1e6)
+        t0 = time.perf_counter()
+        for i in range(0, rows, 256):
+            start_noise_batch(shape, 0.1, 0, 3, slots[i:i + 256])
+        best["counter_based_per_batch_us"] = min(best["counter_based_per_batch_us"],
+                                                 (time.perf_counter() - t0) / rows * 1e6)
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="reuters")
@@ -125,11 +149,12 @@ def main() -> None:
                     times[way].append(time.perf_counter() - t0)
                 accepted = len(swaps)
         size = pool_size(work / f"pool-{args.repeats}", data, exact)
+        noise = noise_cost(data.input_shape)
         in_memory, with_pool = statistics.median(times["in_memory"]), statistics.median(times["with_pool"])
         n_attempts = int(plan.attempt.sum())
         result = {"in_memory_s": in_memory, "with_pool_s": with_pool, "ratio": with_pool / in_memory,
                   "dataset": data.name, "attempts": n_attempts, "accepted": accepted, "repeats": args.repeats,
-                  "times": times, "size": size, "threads": args.threads, "load_avg": os.getloadavg(),
+                  "times": times, "size": size, "noise_us_per_row": noise, "threads": args.threads, "load_avg": os.getloadavg(),
                   "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         print(f"{data.name}: {n_attempts} attempts, {accepted} accepted; epoch in memory {in_memory:.2f} s, "
@@ -139,6 +164,8 @@ def main() -> None:
               f"{size['stored_bytes_per_row']:.1f} B = {100 * size['stored_fraction']:.1f}% (float16 delta + zstd "
               f"would be {100 * size['float16_delta_zstd_fraction']:.1f}%); largest per-value error "
               f"{size['max_abs_error']:.2e} (float16 delta: {size['float16_max_abs_error']:.2e})")
+        print(f"start noise: {noise['per_slot_generators_us']:.1f} us/row with a generator per slot, "
+              f"{noise['counter_based_per_batch_us']:.1f} us/row counter-based per batch")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(result, indent=1))

@@ -38,10 +38,27 @@ from m2m_pipeline.datasets import create_dataset
 from m2m_pipeline.experiment import run_method, train_seed_models, warm_losses_for
 from m2m_pipeline.pools.generate import make_translator
 from m2m_pipeline.datasets import dataset_slug
-from m2m_pipeline.report import build_report, paper_key, summarize
+from m2m_pipeline.report import ablation_report, build_report, paper_key, summarize
 from m2m_pipeline.training import get_method, list_methods
 from m2m_pipeline.training.methods import check_method
 from m2m_pipeline.utils import M2mError
+
+
+PAPER_METHODS = [m for m in list_methods() if not get_method(m).is_ablation]
+
+
+def run_order(methods: list[str]) -> list[str]:
+    """``methods`` with what they need run first: the M2m run whose pools a reusing ablation
+    re-decides, the ERM run that M2m-Ensemble uses as its second classifier."""
+    needed = []
+    for m in methods:
+        spec = get_method(m)
+        if spec.reuse:
+            needed.append(spec.reuse)
+        if spec.generator == "ensemble":
+            needed.append("ERM")
+    first = [m for m in dict.fromkeys(needed) if m not in methods] + [m for m in methods if m in needed]
+    return list(dict.fromkeys(first + methods))
 
 
 def machine() -> str:
@@ -72,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", required=True, help="a registry name (reuters, twitter, text:<dir>, ...)")
     p.add_argument("--data-root", help="folder of the dataset's files (default: params data_root or data/raw/<name>)")
     p.add_argument("--params", default="params.yaml")
-    p.add_argument("--methods", nargs="+", default=list_methods(), help="default: every method")
+    p.add_argument("--methods", nargs="+", default=PAPER_METHODS,
+                   help="default: the paper's twelve; add ablations by name (M2m-Clean, ...; `m2m-pipeline methods`)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", required=True, help="summary JSON {method: {bacc_mean, ...}}")
     p.add_argument("--markdown", help="markdown table with the paper's column")
@@ -92,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         params = load_params(args.params)
-        methods = list(dict.fromkeys(args.methods))
-        for m in methods:
+        for m in args.methods:
             get_method(m)  # unknown names fail before the data is even read
+        methods = run_order(list(dict.fromkeys(args.methods)))
         data = create_dataset(args.dataset, data_root=args.data_root or params.get("data_root"),
                               **prepare_options(params, args.dataset))
         preset = preset_for(params, args.dataset)
@@ -114,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(metrics_dir)  # a stale run of another configuration must not mix in
         metrics_dir.mkdir(parents=True)
         g_base = int((params.get("pretrain_g") or {}).get("seed", 1000))
-        need_g = any(get_method(m).translate for m in methods)
+        need_g = any(get_method(m).translate and get_method(m).generator != "self" for m in methods)
         print(f"{args.dataset}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
               f"{data.num_classes} classes, N_1/N_K = {data.class_counts.max()}/{data.class_counts.min()}; "
               f"m2m {asdict(m2m)}", flush=True)
@@ -124,9 +142,14 @@ def main(argv: list[str] | None = None) -> int:
                                        warm_losses=warm_losses_for(methods), need_g=need_g)
             setup[seed] = models.seconds
             print(f"seed {seed}: " + ", ".join(f"{k} {v:.1f} s" for k, v in models.seconds.items()), flush=True)
+            reused = {get_method(m).reuse for m in methods} - {None}
+            models.g2_path = work / f"seed{seed}" / "ERM" / "best.pt"
             for m in methods:
+                spec = get_method(m)
                 res = run_method(data, preset, models, m, out_dir=work / f"seed{seed}" / m, m2m=m2m, options=options,
-                                 keep_pools=args.keep_pools)
+                                 keep_pools=args.keep_pools or m in reused,
+                                 reused_pools=work / f"seed{seed}" / spec.reuse / "pools" if spec.reuse else None,
+                                 method_params=(params.get("ablation_params") or {}).get(m))
                 (metrics_dir / f"{m}-seed{seed}.json").write_text(json.dumps(res["metrics"], indent=1))
                 t = res["metrics"][args.which]["test"]
                 print(f"seed {seed} {m:9s} test bACC {t['bacc']:5.1f} GM {t['gm']:5.1f} "
@@ -168,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
             f"- m2m: {json.dumps(asdict(m2m))}" + (f" (overrides: {json.dumps(overrides)})" if overrides else ""),
             f"- train_f options: {json.dumps(asdict(options))}",
             "", table, "", "At the last epoch instead:", "", table_last])
+        if any(get_method(m).is_ablation for m in methods) and "M2m" in methods:
+            md += "\n\n" + ablation_report(grouped, dataset=args.dataset, rho=rho, which=args.which)
+            md += "\nAt the last epoch instead:\n\n" + ablation_report(grouped, dataset=args.dataset, rho=rho,
+                                                                         which="last")
         if args.markdown:
             Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
             Path(args.markdown).write_text(md)

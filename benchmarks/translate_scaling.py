@@ -25,6 +25,7 @@ import platform
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +83,9 @@ def run_case(name: str, data: PreparedData, model: str, cfg: TranslationConfig, 
     for n_workers in (1, 2):
         with dask_client(workers=n_workers) as (client, per_worker):
             # warm-up: every worker loads g and f (cached by weights hash for the timed pool)
+            warm = replace(cfg, rows_per_shard=8, batch_size=8)
             generate_pool(out=workdir / f"{name}-warm{n_workers}", client=client,
-                          **{**common, "plan": _first_rows(plan, 2 * n_workers * cfg.rows_per_shard)})
+                          **{**common, "plan": _first_rows(plan, 8 * n_workers), "cfg": warm})
             t0 = time.perf_counter()
             generate_pool(out=workdir / f"{name}-w{n_workers}", client=client, **common)
             out[f"workers{n_workers}_s"] = time.perf_counter() - t0
@@ -99,8 +101,6 @@ def run_case(name: str, data: PreparedData, model: str, cfg: TranslationConfig, 
 
 def _first_rows(plan, n):
     """A copy of ``plan`` whose attempts are its first ``n`` attempt slots (the warm-up pool)."""
-    from dataclasses import replace
-
     attempt = plan.attempt.copy()
     attempt[np.flatnonzero(attempt)[n:]] = False
     return replace(plan, attempt=attempt)
@@ -110,7 +110,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", type=Path, default=None, help="Reuters R52 folder (the case is skipped without it)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="cores to use (1 worker gets all)")
-    ap.add_argument("--resnet-rows", type=int, default=256)
+    ap.add_argument("--resnet-rows", type=int, default=128)
     ap.add_argument("--reuters-rows", type=int, default=4096)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()

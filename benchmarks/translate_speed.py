@@ -177,6 +177,7 @@ def time_techniques(g, f, rows, batch: int, step_size: float, device, repeats: i
 
 
 def main(argv: list[str] | None = None) -> dict:
+    global STEPS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, choices=list(MODELS))
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -185,6 +186,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--reference-batch", type=int, help="the reference's mini-batch (default: the release's)")
     ap.add_argument("--rows", type=int, help="rows translated a round")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=STEPS, help="T (the paper's 10; fewer only for dry runs)")
+    ap.add_argument("--matmul-seconds", type=float, default=2.0, help="time spent on each matmul measurement")
     ap.add_argument("--techniques", action="store_true", help="also time each speed technique of the steps")
     ap.add_argument("--compile", action="store_true", help="with --techniques: include torch.compile")
     ap.add_argument("--json", type=Path, required=True)
@@ -196,6 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
         print("error: --threads and --repeats must be >= 1", file=sys.stderr)
         raise SystemExit(2)
     torch.set_num_threads(args.threads)
+    STEPS = args.steps
     device = torch.device(args.device)
     _, _, _, _, ref_bs, our_bs, n_rows, step_size = MODELS[args.model]
     ref_bs = args.reference_batch or ref_bs
@@ -205,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     g, f, shape, k = build(args.model, device)
     rows = make_rows(n_rows, shape, k)
     flops = forward_flops(g, shape, device)
-    matmul = matmul_flops_per_s(device)
+    matmul = matmul_flops_per_s(device, seconds=args.matmul_seconds)
     print(f"{args.model} on {device}, {args.threads} thread(s), T = {STEPS}: forward {flops / 1e6:.2f} MFLOP a row, "
           f"matmul {matmul / 1e9:.1f} GFLOP/s; {n_rows} rows, reference batch {ref_bs}, library batch {our_bs}",
           flush=True)
@@ -217,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
     run_ours(g, f, head(our_bs), our_bs, step_size, device)
     best = time_best({"reference": lambda: run_reference(g, f, rows, ref_bs, step_size, device),
                       "ours": lambda: run_ours(g, f, rows, our_bs, step_size, device)}, args.repeats)
-    matmul_after = matmul_flops_per_s(device)
+    matmul_after = matmul_flops_per_s(device, seconds=args.matmul_seconds)
     matmul = max(matmul, matmul_after)   # the least disturbed of the two measurements
     per_s = {name: n_rows / t for name, t in best.items()}
     work = (4 * STEPS + 1) * flops

@@ -283,6 +283,7 @@ def generate(dataset: Optional[str] = DatasetOpt,
     params, name = _ctx(params_path, dataset)
     p = _paths(name)
     seed = _seed(params, seed)
+    cluster = _translate_cluster(params, workers, scheduler)
     if epoch is not None:   # bad arguments first, then missing files
         epoch = check_epoch(epoch, preset_for(params, name), "--epoch")
     _check_generate_inputs(name, seed, prepared=p["prepared"], g=g, f=f,
@@ -296,7 +297,7 @@ def generate(dataset: Optional[str] = DatasetOpt,
     with _attempts_bar(p["prepared"], preset_for(params, name), seed, epoch) as bar:
         s = run_generate(p["prepared"], preset_for(params, name), g_path=g or p["runs"] / _run("g", seed) / "best.pt",
                          f_path=f, cfg=m2m_config(params, name, batch_size=batch_size), seed=seed, out=out,
-                         epoch=epoch, progress=bar.update, **_translate_cluster(params, workers, scheduler))
+                         epoch=epoch, progress=bar.update, **cluster)
     typer.echo(f"pool {s.path}: {s.n_slots} slots, {s.n_attempts} attempts, {s.n_accepted} accepted "
                f"({100 * s.accept_rate:.1f}%); reasons {s.reasons}")
 
@@ -354,9 +355,14 @@ def report(dataset: Optional[str] = DatasetOpt,
            which: Checkpoint = typer.Option(Checkpoint.best_val, help="best_val (authors' selection) or last"),
            all_files: bool = typer.Option(False, "--all-files", help="read every metrics file of the folder, not "
                                           "only the runs of params evaluate.methods x seeds"),
+           ablations: bool = typer.Option(False, "--ablations", help="the ablation table instead (Tables 3-5 style): "
+                                          "Major, Minor, bACC, GM and the relative gap to M2m; the paper's values "
+                                          "beside on cifar10-lt"),
            params_path: Path = ParamsOpt) -> None:
     """The runs of params evaluate.methods x seeds in one table: mean ± std over seeds, the paper's
-    numbers beside (other metrics files are stale results: named, not read)."""
+    numbers beside (other metrics files are stale results: named, not read).
+
+    Example: m2m-pipeline report --dataset digits --ablations   (M2m, M2m-Clean, M2m-Rand, ...)"""
     from .config import prepare_options, report_runs
     from .datasets import dataset_slug
     from .report import report as build
@@ -365,8 +371,34 @@ def report(dataset: Optional[str] = DatasetOpt,
     params, name = _ctx(params_path, dataset)
     default = Path("reports") / (dataset_slug(name) + ("-last" if which == "last" else ""))
     methods, seeds = (None, None) if all_files else report_runs(params)
+    if ablations:
+        from .report import ablation_report, load_metrics_dir, select_metrics_files
+
+        folder = metrics / dataset_slug(name)
+        files = None if methods is None else select_metrics_files(folder, methods, seeds)[0]
+        grouped = load_metrics_dir(folder, name, files=files)
+        table = ablation_report(grouped, dataset=name, rho=prepare_options(params, name).get("rho"), which=which)
+        target = (out or default) / "ablations.md"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"# Ablations: {name}\n\n{table}")
+        typer.echo(f"# Ablations: {name}\n\n{table}")
+        return
     typer.echo(build(name, metrics, out or default, rho=prepare_options(params, name).get("rho"), which=which,
                      methods=methods, seeds=seeds))
+
+
+@app.command("methods")
+def methods_cmd() -> None:
+    """List every registered method: the paper's baselines and M2m, then M2m's ablations (what each
+    changes, where the paper reports it, and whether it translates or re-decides M2m's pools)."""
+    from .training.methods import get_method, list_methods
+
+    for name in list_methods():
+        spec = get_method(name)
+        kind = (f"re-decides the pools of {spec.reuse}" if spec.reuse else "translates (own pools)"
+                if spec.translate else "no pools")
+        where = f" [{spec.paper_table}]" if spec.paper_table else ""
+        typer.echo(f"{name:<15} {spec.description}{where}; {kind}")
 
 
 @data_app.command("list")
@@ -469,14 +501,14 @@ def pools_ls(root: Path = typer.Argument(Path("pools"), help="folder to search (
     table = Table(title=f"pools under {root}", show_lines=False)
     for col, justify in (("dataset", "left"), ("method", "left"), ("seed", "right"), ("epoch", "right"),
                          ("attempts", "right"), ("accepted", "right"), ("rate %", "right"),
-                         ("rejected: beta/gamma/non-finite/no-seed", "right"), ("size", "right"),
+                         ("rejected by reason", "left"), ("size", "right"),
                          ("created (UTC)", "left"), ("complete", "left"), ("g", "left"), ("f", "left")):
         table.add_column(col, justify=justify)
     for e in entries:
         r = e.reasons
         table.add_row(str(e.dataset), str(e.method), str(e.seed), str(e.epoch), str(e.attempts), str(e.accepted),
                       "-" if e.accept_rate is None else f"{100 * e.accept_rate:.1f}",
-                      "/".join(str(r.get(k, 0)) for k in ("beta", "gamma", "non_finite", "no_seed")) if r else "-",
+                      ", ".join(f"{k} {v}" for k, v in r.items() if k != "accepted" and v) or "-",
                       format_size(e.size_bytes), str(e.created), "yes" if e.complete else "NO", str(e.g_hash),
                       str(e.f_hash))
     Console(width=None if sys.stdout.isatty() else 200).print(table)

@@ -154,7 +154,7 @@ def plot_recall_vs_size(preds: list[dict], out: str | Path, *, title: str = "") 
         counts = runs[0]["class_counts"]
         order = frequency_order(counts)
         rec = np.nanmean([per_class_recall_of(d) for d in runs], axis=0)
-        ax.plot(counts[order], 100 * rec[order], marker="o", ms=3, lw=1.2, label=f"{method} ({len(runs)} seeds)")
+        ax.plot(counts[order], 100 * rec[order], marker="o", ms=3, lw=1.2, label=f"{method} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
     ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xlabel("training samples of the class (log scale, largest first)")
@@ -176,7 +176,7 @@ def plot_cumulative_false_positives(preds: list[dict], out: str | Path, *, title
         order = frequency_order(runs[0]["class_counts"])
         fp = np.mean([false_positives_of(d) for d in runs], axis=0)
         ax.plot(np.arange(1, len(order) + 1), np.cumsum(fp[order]), marker="o", ms=3, lw=1.2,
-                label=f"{method} ({len(runs)} seeds)")
+                label=f"{method} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
     ax.set_xlabel("classes, most to least frequent (count)")
     ax.set_ylabel("cumulative false positives (test)")
     ax.set_title(title or "cumulative false positives (Figure 5)", fontsize=10)

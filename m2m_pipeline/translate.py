@@ -51,13 +51,14 @@ def translation_steps(g: nn.Module, f: nn.Module, x_start: torch.Tensor, target:
     sample, so every step moves each sample by exactly ``step_size`` before the clamp to
     ``input_range``. The models must already be in eval mode; only x receives gradients.
     """
-    x = x_start.detach().clone()
+    # x is one leaf updated in place: no new input-sized tensors a step (the graph of a step is
+    # freed by autograd.grad before the update, so the in-place write is safe)
+    x = x_start.detach().clone().requires_grad_(True)
     seed_col = seed_class[:, None]
     # g and f normalise their input the same way (both trained on the same data): normalise once
     # and run both networks on it, one normalisation pass and one backward through it, not two.
     shared = _shared_normalize(g, f)
     for _ in range(steps):
-        x.requires_grad_(True)
         if shared is not None:
             z = shared(x)
             logits_g = g.net(z)
@@ -73,9 +74,9 @@ def translation_steps(g: nn.Module, f: nn.Module, x_start: torch.Tensor, target:
             norm = grad.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
             # A zero gradient (a saturated model) gives a zero step rather than 0/0. One fused
             # multiply-add per element: x - grad * (eta / ||grad||).
-            x = torch.addcmul(x.detach(), grad, norm.clamp_min(1e-12).reciprocal_().mul_(-step_size))
+            x.addcmul_(grad, norm.clamp_min(1e-12).reciprocal_().mul_(-step_size))
             if input_range is not None:
-                x = x.clamp_(*input_range)
+                x.clamp_(*input_range)
     return x.detach()
 
 
@@ -209,7 +210,8 @@ class M2mTranslator:
         finally:
             for m, mode in zip((g, f), modes):
                 m.train(mode)
-        x_star, loss_g, prob_g = x_star.cpu(), loss_g.cpu(), prob_g.cpu()
+        # float32 on the CPU whatever the device and autocast dtype (bf16 under torch.autocast)
+        x_star, loss_g, prob_g = x_star.float().cpu(), loss_g.float().cpu(), prob_g.float().cpu()
 
         finite = torch.isfinite(x_star.flatten(1)).all(dim=1) & torch.isfinite(loss_g) & torch.isfinite(prob_g)
         confident = is_confident(prob_g.numpy(), loss_g.numpy(), self.gamma, self.gamma_on)

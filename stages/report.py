@@ -1,7 +1,7 @@
 """DVC stage `report`: every evaluated run of the dataset in one table (markdown and CSV), mean ± std
 over seeds, with the paper's numbers beside ours (m2m_pipeline.report)."""
 
-from m2m_pipeline.config import prepare_options
+from m2m_pipeline.config import prepare_options, report_runs
 from m2m_pipeline.report import report
 
 from _common import run_stage
@@ -27,7 +27,21 @@ def add_args(p):
 def work(args, params):
     dataset = params["dataset"]
     rho = prepare_options(params, dataset).get("rho")  # picks the paper's CIFAR-LT column
-    print(report(dataset, args.metrics, args.out, rho=rho, which=args.which))
+    methods, seeds = report_runs(params)   # only the runs of the current DAG, not stale metrics files
+    print(report(dataset, args.metrics, args.out, rho=rho, which=args.which, methods=methods, seeds=seeds))
+    ablations = params.get("ablations") or {}
+    if (ablations.get("reuse") or ablations.get("translate")) and "M2m" in methods:
+        from pathlib import Path
+
+        from m2m_pipeline.datasets import dataset_slug
+        from m2m_pipeline.report import ablation_report, load_metrics_dir, select_metrics_files
+
+        folder = Path(args.metrics) / dataset_slug(dataset)
+        kept, _, _ = select_metrics_files(folder, methods, seeds)
+        table = ablation_report(load_metrics_dir(folder, dataset, files=kept), dataset=dataset, rho=rho,
+                                which=args.which)
+        Path(args.out, "ablations.md").write_text(f"# Ablations: {dataset}\n\n{table}")
+        print(f"\n# Ablations: {dataset}\n\n{table}")
     if args.summary:
         from m2m_pipeline.report import write_summary
 

@@ -302,9 +302,16 @@ def test_pools_report_in_headless_chromium(pool_tree, chromium, tmp_path):
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console
     dom = proc.stdout
-    targets = set(open_pool(pool_tree / "pools/digits/M2m-seed0/epoch_3").array("target").tolist())
+    from m2m_pipeline.pools.browser import SHOW_ROW_ARRAYS
+    from m2m_pipeline.pools.html import class_rows
+
+    rows = open_pool(pool_tree / "pools/digits/M2m-seed0/epoch_3").rows(SHOW_ROW_ARRAYS)
+    targets = sorted(set(rows["target"].tolist()))
     assert dom.count('class="class-grid"') == len(targets) > 0
-    assert dom.count("<img") == len(targets) + 2  # one grid per class, the heatmap, the epoch chart
+    for k in targets:  # each class's grid holds its chosen rows, accepted ones first
+        section = dom.split(f'data-target="{k}"', 1)[1].split("</section>", 1)[0]
+        assert section.count("<img") == len(class_rows(rows, k, 2)) > 0
+    assert dom.count("<img") == sum(len(class_rows(rows, k, 2)) for k in targets) + 2  # + heatmap, epoch chart
 
 
 # -- CLI items -------------------------------------------------------------------------------------
@@ -413,3 +420,17 @@ def test_flat_summary_and_curves(tmp_path):
     rows = json.loads(write_curves(sorted(tmp_path.glob("*.json")), tmp_path / "curves.json").read_text())
     assert [r["method"] for r in rows] == ["ERM", "M2m"]
     assert all(set(r) == {"method", "seed", "epoch", "val_bacc", "val_gm", "train_loss"} for r in rows)
+
+
+def test_write_predictions_round_trip(tmp_path, trained, digits):
+    from m2m_pipeline.evaluation import write_predictions
+    from m2m_pipeline.figures import load_predictions
+    from m2m_pipeline.training import predict
+
+    path = write_predictions(trained / "g", digits, tmp_path / "ERM-seed0.npz", method="ERM", seed=0,
+                             checkpoint="last", features_per_class=4)
+    [d] = load_predictions([path])
+    model = model_from_checkpoint(load_checkpoint(trained / "g" / "last.pt", data=digits))
+    assert np.array_equal(d["y_pred"], predict(model, digits, digits.test))
+    assert np.array_equal(d["y_true"], digits.test.y) and d["features"].shape[0] == 40
+    assert (d["method"], d["seed"], d["class_names"]) == ("ERM", 0, digits.class_names)

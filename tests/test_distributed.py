@@ -154,3 +154,22 @@ def test_complete_pool_of_the_same_job_is_kept_and_another_job_rewrites(tmp_path
     other = generate_pool(g=g, f=f, data=digits, plan=_plan(digits), cfg=TranslationConfig(**{**CFG, "steps": 2}),
                           seed=0, out=tmp_path / "p")
     assert open_pool(other.path).attrs["params"]["steps"] == 2
+
+
+def test_bad_cluster_options_are_one_line_errors(tmp_path):
+    import shutil
+
+    from m2m_pipeline.cli import _translate_cluster
+
+    with pytest.raises(M2mError, match="not both"):
+        _translate_cluster({}, 2, "tcp://h:8786")
+    with pytest.raises(M2mError, match="must be an address like tcp://"):
+        _translate_cluster({"translate": {"scheduler": "nohost"}}, None, None)
+    assert _translate_cluster({"translate": {"workers": 2}}, None, None) == {"workers": 2, "scheduler": None}
+    assert _translate_cluster({"translate": {"workers": 2}}, 1, None) == {"workers": 1, "scheduler": None}
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    res = subprocess.run([sys.executable, "-m", "m2m_pipeline.cli", "generate", "--dataset", "digits", "--workers", "0"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
+    assert "--workers / translate.workers must be an integer >= 1" in res.stderr

@@ -26,6 +26,7 @@ from m2m_pipeline.training import Preset, lr_at
 from m2m_pipeline.training import loop as loop_mod
 from m2m_pipeline.training.methods import get_method
 from m2m_pipeline.translate import M2mTranslator, translation_steps
+from m2m_pipeline.utils import M2mError
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -75,6 +76,16 @@ def test_metrics_with_every_class_recalled():
     assert m["gm_corrected"] == pytest.approx(m["gm"])
     assert m["major"] == pytest.approx(62.5) and m["minor"] == pytest.approx(50.0)
     assert m["acc"] == pytest.approx(60.0)                                  # 6 of 10 right
+
+
+def test_major_is_nan_when_no_majority_class_is_in_the_test_split():
+    # Major = {0} (60 of 100); the test split holds only classes 1 and 2 (recalls 1 and 0).
+    m = balanced_metrics(np.array([1, 1, 2]), np.array([1, 1, 1]), np.array([60, 30, 10]))
+    assert np.isnan(m["major"]) and m["minor"] == pytest.approx(50.0)
+    assert m["bacc"] == pytest.approx(50.0)
+    # and the other way round: only the majority class is present
+    m = balanced_metrics(np.array([0, 0]), np.array([0, 1]), np.array([60, 30, 10]))
+    assert m["major"] == pytest.approx(50.0) and np.isnan(m["minor"])
 
 
 def test_metrics_skip_a_class_absent_from_the_test_split():
@@ -134,6 +145,66 @@ def test_lr_without_warm_up_and_with_a_milestone_at_zero():
     p = Preset(model="mlp", epochs=4, batch_size=8, lr=0.5, warmup_epochs=0, milestones=(0, 2), lr_factor=0.5)
     # no warm-up: epoch 0 has passed milestone 0 already -> 0.25; epoch 2 passed both -> 0.125
     assert [lr_at(e, p) for e in range(4)] == pytest.approx([0.25, 0.25, 0.125, 0.125])
+
+
+def test_preset_boundaries():
+    # one epoch is a valid schedule; zero is not
+    assert Preset(model="mlp", epochs=1, batch_size=8).epochs == 1
+    with pytest.raises(M2mError, match="epochs must be >= 1"):
+        Preset(model="mlp", epochs=0, batch_size=8)
+    # the deferred epoch may be 0 or the last+1 (= epochs), not outside 0..epochs
+    assert Preset(model="mlp", epochs=3, batch_size=8, deferred_epoch=0).deferred_epoch == 0
+    assert Preset(model="mlp", epochs=3, batch_size=8, deferred_epoch=3).deferred_epoch == 3
+    for bad in (-1, 4):
+        with pytest.raises(M2mError, match="deferred_epoch"):
+            Preset(model="mlp", epochs=3, batch_size=8, deferred_epoch=bad)
+    # milestones: increasing (equal ones allowed: the factor applies twice), stored as ints
+    p = Preset(model="mlp", epochs=9, batch_size=8, milestones=[2.0, 2, 5])
+    assert p.milestones == (2, 2, 5) and all(type(m) is int for m in p.milestones)
+    with pytest.raises(M2mError, match="increasing"):
+        Preset(model="mlp", epochs=9, batch_size=8, milestones=(5, 2))
+    d = p.to_dict()
+    assert d["milestones"] == [2, 2, 5] and d["epochs"] == 9 and d["lr"] == 0.1 and d["warmup_epochs"] == 5
+    assert Preset.from_params(d, "x") == p
+
+
+# -- the plan's augmentation draws (Sec. 3.1: random crop after zero padding, horizontal flip) ----
+
+def test_augment_draws_cover_every_crop_offset_and_flip():
+    from m2m_pipeline.plan import draw_augment
+
+    rng = np.random.default_rng(0)
+    aug = draw_augment(rng, 3000, {"crop_pad": 2, "flip": True})
+    # offsets 0..2*pad (5 values) and flip 0/1, each about equally often (5 sigma)
+    for col, values in ((0, 5), (1, 5), (2, 2)):
+        counts = np.bincount(aug[:, col], minlength=values)
+        assert len(counts) == values, col
+        p = 1 / values
+        assert np.all(np.abs(counts - 3000 * p) <= 5 * np.sqrt(3000 * p * (1 - p))), (col, counts)
+    # no augmentation: the identity (pad, pad, 0) = (0, 0, 0); flip only: offsets stay 0
+    assert not draw_augment(rng, 5, {}).any()
+    flip_only = draw_augment(rng, 400, {"flip": True})
+    assert not flip_only[:, :2].any() and set(np.unique(flip_only[:, 2])) == {0, 1}
+    assert draw_augment(rng, 4, {"crop_pad": 3}).dtype == np.int16
+
+
+def test_apply_augment_crops_the_padded_image_and_flips():
+    from m2m_pipeline.plan import apply_augment
+
+    img = np.arange(1, 10, dtype=np.uint8).reshape(1, 1, 3, 3)        # [[1 2 3] [4 5 6] [7 8 9]]
+    x = np.repeat(img, 3, axis=0)
+    aug = np.array([[1, 1, 0], [0, 0, 0], [2, 1, 1]], dtype=np.int16)
+    out = apply_augment(x, aug, {"crop_pad": 1, "flip": True})
+    # (1, 1): the centre crop of the padded image is the image itself
+    assert out[0, 0].tolist() == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    # (0, 0): the top-left crop shifts the image down-right, zeros come in
+    assert out[1, 0].tolist() == [[0, 0, 0], [0, 1, 2], [0, 4, 5]]
+    # (2, 1) then flipped: shifted up by one, mirrored left-right
+    assert out[2, 0].tolist() == [[6, 5, 4], [9, 8, 7], [0, 0, 0]]
+    # vectors and an empty recipe pass through unchanged
+    v = np.ones((2, 4), dtype=np.float32)
+    assert apply_augment(v, aug[:2], {"crop_pad": 1}) is v
+    assert apply_augment(x, aug, {}) is x
 
 
 # -- eq. (2): the direction of its two terms -----------------------------------------------------
@@ -250,6 +321,23 @@ def test_reason_priority_non_finite_then_gamma_then_beta():
         "accepted": 0, "beta": 1, "gamma": 2, "non_finite": 3, "no_seed": 4}
 
 
+def test_out_of_range_rule_and_its_priority():
+    from m2m_pipeline.acceptance import OUT_OF_RANGE_FACTOR, range_bound, within_range
+
+    # the bound is 10x the data's largest absolute value; a row exactly at it stays inside
+    assert OUT_OF_RANGE_FACTOR == 10.0
+    assert range_bound(2.0) == 20.0 and range_bound(0.0) == pytest.approx(1e-11)
+    assert within_range(np.array([20.0, np.nextafter(20.0, 21.0), 0.0, np.nan]), 20.0).tolist() == [
+        True, False, True, True]
+    # priority: non_finite > out_of_range > gamma > beta
+    finite = np.array([False, True, True, True, True])
+    in_range = np.array([False, False, True, True, True])
+    confident = np.array([False, False, False, True, True])
+    beta_ok = np.array([False, False, False, False, True])
+    assert decide(finite=finite, confident=confident, beta_ok=beta_ok, in_range=in_range).tolist() == [
+        REASONS["non_finite"], REASONS["out_of_range"], REASONS["gamma"], REASONS["beta"], REASONS["accepted"]]
+
+
 @pytest.mark.parametrize("gamma_on,gamma,keep", [("prob", 0.5, True), ("prob", 0.5 + 1e-3, False),
                                                  ("loss", float(np.log(2)), True), ("loss", 0.69, False)])
 def test_translator_applies_the_gamma_boundary(gamma_on, gamma, keep):
@@ -265,6 +353,58 @@ def test_translator_applies_the_gamma_boundary(gamma_on, gamma, keep):
     np.testing.assert_allclose(res.loss_g.numpy(), np.log(2), rtol=1e-6)
     assert (t.n_attempts_, t.n_accepted_) == (3, 3 if keep else 0)
     assert t.accept_rate_ == (1.0 if keep else 0.0)
+
+
+def test_translator_start_point_is_clamped_and_out_of_range_rows_rejected():
+    # T = 0 steps: x* is the start point x0 + noise, clamped to the input range
+    g = FlatG([0.0, 0.0]).eval()
+    t = M2mTranslator(steps=0, step_size=0.1, lam=0.0, gamma=0.0, gamma_on="prob", beta=0.5, input_range=(0.0, 1.0))
+    res = t.translate(g, g, torch.tensor([[0.9, 0.1], [0.5, 0.5]]), torch.ones(2, dtype=torch.long),
+                      torch.zeros(2, dtype=torch.long), class_counts=[100, 1],
+                      noise=torch.tensor([[0.5, -0.5], [0.25, -0.25]]), u_beta=torch.zeros(2))
+    assert res.x.tolist() == [[1.0, 0.0], [0.75, 0.25]]
+    # a row whose largest |value| exceeds max_abs is rejected as out_of_range; at max_abs it is kept
+    t = M2mTranslator(steps=0, step_size=0.1, lam=0.0, gamma=0.0, gamma_on="prob", beta=0.5, input_range=None,
+                      max_abs=2.0)
+    res = t.translate(g, g, torch.tensor([[3.0, 0.0], [-2.0, 1.0], [0.0, -2.5]]), torch.ones(3, dtype=torch.long),
+                      torch.zeros(3, dtype=torch.long), class_counts=[100, 1], noise=torch.zeros(3, 2),
+                      u_beta=torch.zeros(3))
+    assert res.reason.tolist() == [REASONS["out_of_range"], REASONS["accepted"], REASONS["out_of_range"]]
+    # the counters add up over calls until reset
+    t.translate(g, g, torch.zeros(1, 2), torch.ones(1, dtype=torch.long), torch.zeros(1, dtype=torch.long),
+                class_counts=[2, 1], noise=torch.zeros(1, 2), u_beta=torch.tensor([0.9]))  # 0.9 >= 1 - 0.5^1
+    assert (t.n_attempts_, t.n_accepted_) == (4, 1)
+    assert dict(t.reason_counts_) == {"out_of_range": 2, "accepted": 1, "beta": 1}
+    assert t.reset().n_attempts_ == 0 and t.n_accepted_ == 0 and not t.reason_counts_
+    assert np.isnan(t.accept_rate_)
+
+
+@pytest.mark.parametrize("kwargs", [dict(steps=0), dict(lam=0.0), dict(gamma=0.0), dict(gamma=1.0),
+                                    dict(gamma_on="loss", gamma=0.0), dict(gamma_on="loss", gamma=50.0),
+                                    dict(beta=1e-9), dict(beta=1 - 1e-9), dict(input_range=None),
+                                    dict(input_range=(-1.0, -0.5)), dict(max_abs=1e-9)])
+def test_translator_accepts_parameters_on_the_valid_side_of_each_bound(kwargs):
+    M2mTranslator(**kwargs).check_params()
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(steps=-1), "steps"), (dict(steps=2.0), "steps"), (dict(step_size=0.0), "step_size"),
+    (dict(lam=-1e-9), "lam"), (dict(beta=0.0), "beta"), (dict(beta=1.0), "beta"),
+    (dict(gamma_on="logit"), "gamma_on"), (dict(gamma=1.0 + 1e-9), "gamma"), (dict(gamma=-1e-9), "gamma"),
+    (dict(gamma_on="loss", gamma=-1e-9), "gamma"), (dict(input_range=(1.0, 1.0)), "input_range"),
+    (dict(step_size=float("inf")), "finite"), (dict(lam=float("nan")), "lam"),
+    (dict(gamma_on="loss", gamma=float("inf")), "finite"), (dict(max_abs=0.0), "max_abs"),
+    (dict(max_abs=float("inf")), "max_abs")])
+def test_translator_refuses_parameters_beyond_each_bound(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        M2mTranslator(**kwargs).check_params()
+
+
+def test_translator_parameters_round_trip():
+    t = M2mTranslator(steps=3, step_size=0.25, lam=0.5, gamma=0.75, gamma_on="loss", beta=0.9, input_range=(0.0, 2.0))
+    assert t.get_params() == {"steps": 3, "step_size": 0.25, "lam": 0.5, "gamma": 0.75, "gamma_on": "loss",
+                              "beta": 0.9, "input_range": [0.0, 2.0]}
+    assert M2mTranslator(input_range=None).get_params()["input_range"] is None
 
 
 # -- seed choice: batch scope (release) and dataset scope (Algorithm 1, eq. 5) -------------------
@@ -404,7 +544,7 @@ def test_best_validation_tie_goes_to_the_last_epoch(tmp_path, digits, monkeypatc
         return {**real(y_true, y_pred, class_counts), "bacc": next(scripted)}
 
     monkeypatch.setattr(loop_mod, "balanced_metrics", scripted_metrics)
-    preset = Preset(model="mlp", epochs=4, batch_size=128, warmup_epochs=1, model_args={"hidden": 8})
+    preset = Preset(model="mlp", epochs=4, batch_size=512, warmup_epochs=1, model_args={"hidden": 8})
     res = loop_mod.fit(data=digits, preset=preset, method=get_method("RS"), seed=0, run_dir=tmp_path / "r",
                        end_epoch=4, device=CPU, progress=False)
     assert (res.best_epoch, res.best_val_bacc) == (2, 70.0)

@@ -98,7 +98,7 @@ def pool_entry(path: str | Path) -> PoolEntry:
     return PoolEntry(
         path=str(path),
         dataset=attrs.get("dataset"),
-        method=attrs.get("method") or (m_run.group("method") if m_run else None),
+        method=attrs.get("method") or (m_run.group("method") if m_run else attrs.get("run")),
         seed=int(attrs["seed"]) if "seed" in attrs else (int(m_run.group("seed")) if m_run else None),
         epoch=int(attrs["epoch"]) if "epoch" in attrs else (int(m_epoch.group(1)) if m_epoch else None),
         attempts=attempts, accepted=accepted,
@@ -491,8 +491,9 @@ def acceptance_matrix(stats: dict[str, Any], k: int) -> tuple[np.ndarray, np.nda
 
 
 def plot_heatmap(stats: dict[str, Any], names: list[str], out: str | Path) -> Path:
-    """Accept rate by (seed class k0, target k); blank where no attempt; counts written in the
-    cells when there are at most 12 classes."""
+    """Accept rate by (seed class k0, target k), both axes from the largest to the smallest class
+    (so eq. (5)'s "seeds come from larger classes" shows as the upper triangle); blank where no
+    attempt; rate and attempts written in the cells when there are at most 12 classes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -500,28 +501,31 @@ def plot_heatmap(stats: dict[str, Any], names: list[str], out: str | Path) -> Pa
 
     k = len(names)
     att, rate = acceptance_matrix(stats, k)
-    size = min(14, 3 + 0.32 * k)
+    sizes = np.array([c["class_size"] for c in stats["classes"]])
+    order = np.argsort(-sizes, kind="stable")
+    att, rate = att[np.ix_(order, order)], rate[np.ix_(order, order)]
+    size = min(14, 3 + 0.3 * k)
     fig, ax = plt.subplots(figsize=(size + 1.2, size))
     im = ax.imshow(np.ma.masked_invalid(rate), cmap="viridis", vmin=0, vmax=1, origin="upper")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="accept rate")
     ticks = np.arange(k)
-    labels = names if k <= 30 else [str(i) for i in range(k)]
-    fs = 8 if k <= 12 else (6 if k <= 30 else 4)
+    labels = [f"{names[c]} ({sizes[c]})" for c in order]
+    fs = 8 if k <= 12 else (6 if k <= 40 else 4)
     ax.set_xticks(ticks)
     ax.set_xticklabels(labels, rotation=90, fontsize=fs)
     ax.set_yticks(ticks)
     ax.set_yticklabels(labels, fontsize=fs)
-    ax.set_xlabel("target class k")
-    ax.set_ylabel("seed class k0")
+    ax.set_xlabel("target class k (training size), largest first")
+    ax.set_ylabel("seed class k0 (training size)")
     if k <= 12:
-        for k0 in range(k):
-            for kk in range(k):
-                if att[k0, kk]:
-                    ax.text(kk, k0, f"{100 * rate[k0, kk]:.0f}%\n{att[k0, kk]}", ha="center", va="center",
-                            fontsize=6, color="w" if rate[k0, kk] < 0.6 else "k")
+        for i in range(k):
+            for j in range(k):
+                if att[i, j]:
+                    ax.text(j, i, f"{100 * rate[i, j]:.0f}%\n{att[i, j]}", ha="center", va="center",
+                            fontsize=6, color="w" if rate[i, j] < 0.6 else "k")
     ax.set_title(f"{stats['dataset']} epoch {stats['epoch']}: accept rate by (k0, k), "
-                 f"{stats['accepted']}/{stats['attempts']} accepted\n(cells: rate, attempts; blank: no attempt)",
-                 fontsize=9)
+                 f"{stats['accepted']}/{stats['attempts']} accepted\n"
+                 f"({'cells: rate, attempts; ' if k <= 12 else ''}blank: no attempt)", fontsize=9)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -572,6 +576,9 @@ def plot_epoch_rates(run_dir: str | Path, names: list[str], out: str | Path) -> 
             continue
         ax.plot(r["epochs"], 100 * r["rates"][c], marker="o" if len(r["epochs"]) < 3 else None, lw=1.2,
                 color=cmap(rank / max(k - 1, 1)), label=f"{names[c]} (N={counts[c]})")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("accept rate of attempts (%)")
     ax.set_ylim(-2, 102)

@@ -6,6 +6,7 @@ task split, so the same pool comes out however the work is cut.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,27 +102,11 @@ def draw_slots(data: PreparedData, plan: EpochPlan, cfg: TranslationConfig, seed
                      u_beta[slots])
 
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _noise_key(seed: int, epoch: int) -> np.uint64:
-    """The key of an epoch's noise generator, from the seeded stream ``noise`` of (seed, epoch)."""
-    return np.uint64(rng_for(seed, "noise", epoch).integers(0, 2**63))
-
-
-def _counter_uniform(key: np.uint64, slots: np.ndarray, size: int) -> np.ndarray:
-    """Uniform [0, 1) numbers, element i of slot s being a pure function of (key, s, i).
-
-    A counter-based generator: SplitMix64's output function applied to the state
-    ``key + counter * golden`` with ``counter = s * 2**32 + i`` (distinct for every slot and
-    element), vectorised over a whole batch, instead of one seeded generator per slot.
-    """
-    counter = (slots.astype(np.uint64)[:, None] << np.uint64(32)) | np.arange(size, dtype=np.uint64)[None, :]
-    z = counter * _GOLDEN + key   # uint64 arithmetic wraps, as SplitMix64's does
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z ^= z >> np.uint64(31)
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+@functools.lru_cache(maxsize=8)
+def _noise_key(seed: int, epoch: int) -> tuple[int, int]:
+    """The 128-bit key of an epoch's noise generator, from the seeded stream ``noise`` of (seed, epoch)."""
+    k = rng_for(seed, "noise", epoch).integers(0, 2**63, size=2)
+    return int(k[0]), int(k[1])
 
 
 def start_noise_batch(shape: tuple[int, ...], radius: float, seed: int, epoch: int, slots: np.ndarray) -> np.ndarray:
@@ -130,18 +115,27 @@ def start_noise_batch(shape: tuple[int, ...], radius: float, seed: int, epoch: i
 
     The authors' release rescales one uniform draw to norm 0.5 per colour channel over the whole
     generation batch, about 0.09 per image at 96 rows; a per-sample radius makes that size explicit
-    and independent of the batch. The draw of a slot depends only on (seed, epoch, slot), so a pool
-    is the same however its attempts are batched or split into shards and workers; one
-    counter-based generator per batch replaces one seeded generator per slot (docs/performance.md).
+    and independent of the batch.
+
+    The numbers come from a counter-based generator (Philox4x64) keyed once per (seed, epoch),
+    whose counter is the slot: the draw of a slot depends only on (seed, epoch, slot), so a pool
+    is the same however its attempts are batched or split into shards and workers, and no seeded
+    generator (SeedSequence hashing) is built per slot (docs/performance.md, "Pool overhead").
     """
     slots = np.asarray(slots, dtype=np.int64).reshape(-1)
     size = int(np.prod(shape))
-    if size >= 2**32 or (len(slots) and (slots.min() < 0 or slots.max() >= 2**31)):
-        raise ValueError("start noise needs 0 <= slot < 2**31 and fewer than 2**32 values per row")
-    u = 2.0 * _counter_uniform(_noise_key(seed, epoch), slots, size) - 1.0
-    norm = np.linalg.norm(u, axis=1, keepdims=True)
-    u = np.where(norm > 0, u * (radius / np.where(norm > 0, norm, 1.0)), u)
-    return u.astype(np.float32).reshape(len(slots), *shape)
+    key = _noise_key(int(seed), int(epoch))
+    u = np.empty((len(slots), size), dtype=np.float32)
+    for i, s in enumerate(slots):
+        if s < 0:
+            raise ValueError(f"slots must be non-negative, got {s}")
+        np.random.Generator(np.random.Philox(key=key, counter=[0, 0, 0, int(s)])).random(size, dtype=np.float32,
+                                                                                       out=u[i])
+    u *= 2.0
+    u -= 1.0
+    norm = np.sqrt(np.einsum("ij,ij->i", u, u, dtype=np.float64))[:, None]
+    u *= (radius / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+    return u.reshape(len(slots), *shape)
 
 
 def start_noise(shape: tuple[int, ...], radius: float, seed: int, epoch: int, slot: int) -> np.ndarray:

@@ -304,8 +304,9 @@ class TranslatedPools(StoredSwaps):
                                     out=path, provenance={**self.provenance, "f_epoch": epoch},
                                     progress=bar.update, allowed_seeds=self.allowed_seeds)
         # Training reads the plan and the rows back through the pool store.
-        plan, self._swaps, counts = read_swaps(path, data, rule=self.rule, rule_params=self.rule_params,
+        plan, swaps, counts = read_swaps(path, data, rule=self.rule, rule_params=self.rule_params,
                                                seed=self.seed, g_hash=state_hash(generator.state_dict()),
                                                f_hash=state_hash(model.state_dict()), epoch=epoch)
+        self._set_swaps(swaps)
         return plan, {"n_attempts": summary.n_attempts, "n_accepted": summary.n_accepted,
                       "n_used": counts["n_used"], "reasons": summary.reasons}

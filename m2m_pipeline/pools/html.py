@@ -65,6 +65,32 @@ def _pct(v) -> str:
     return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}"
 
 
+def _to_rgb(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """A CHW float image as HWC uint8 RGB, values mapped from [lo, hi]."""
+    hwc = np.transpose(np.clip((img - lo) / max(hi - lo, 1e-12), 0, 1), (1, 2, 0))
+    if hwc.shape[2] == 1:
+        hwc = np.repeat(hwc, 3, axis=2)
+    return (255 * hwc[..., :3]).round().astype(np.uint8)
+
+
+def triple_png(x0: np.ndarray, x_star: np.ndarray, scale: float, lo: float, hi: float, *, size: int = 72) -> str:
+    """x0 | x* | x* - x0 of one row as one PNG data URI, each panel scaled up (nearest) to about
+    ``size`` pixels; the difference is averaged over channels and drawn blue (-) to red (+) on the
+    fixed scale ``[-scale, scale]`` shared by the whole page, so magnitudes compare."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    zoom = max(1, size // max(x0.shape[1:]))
+    diff = (x_star - x0).mean(axis=0)
+    diff_rgb = (255 * colormaps["seismic"](np.clip(diff / (2 * scale) + 0.5, 0, 1))[..., :3]).round().astype(np.uint8)
+    gap = np.full((x0.shape[1], 2, 3), 255, np.uint8)
+    strip = np.concatenate([_to_rgb(x0, lo, hi), gap, _to_rgb(x_star, lo, hi), gap, diff_rgb], axis=1)
+    img = Image.fromarray(strip).resize((strip.shape[1] * zoom, strip.shape[0] * zoom), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def class_rows(rows: dict[str, np.ndarray], k: int, per_class: int) -> np.ndarray:
     """Rows shown in class k's grid: accepted ones first, then rejected, ``per_class`` at most."""
     acc = browser.select_rows(rows, target=k, accepted=True, limit=per_class)
@@ -138,13 +164,30 @@ def build_report(pool_path: str | Path, data: PreparedData, out_dir: str | Path,
 
     parts.append("<h2>Examples, one grid per target class</h2>")
     token_table = None
+    shown = {k: class_rows(rows, k, per_class) for k in targets}
+    if kind == "image":
+        # one difference scale for the whole page: the largest |x* - x0| of any row shown
+        from .draws import seed_inputs
+
+        all_idx = np.concatenate([v for v in shown.values()] + [np.zeros(0, np.int64)]).astype(np.int64)
+        x_star_all = browser.read_x(pool, data, np.sort(all_idx))
+        x0_all = seed_inputs(data, rows["seed_index"][np.sort(all_idx)], rows["seed_aug"][np.sort(all_idx)]).numpy() \
+            if len(all_idx) else x_star_all
+        where = {int(i): j for j, i in enumerate(np.sort(all_idx))}
+        scale = float(np.abs(x_star_all - x0_all).max()) if len(all_idx) else 1.0
+        scale = scale or 1e-8
+        lo, hi = data.input_range or (float(min(x0_all.min(), x_star_all.min())),
+                                      float(max(x0_all.max(), x_star_all.max())))
+        parts.append(f'<p class="note">Each example: x0 | x* | x* &minus; x0 (blue negative, red positive, one scale '
+                     f"for the whole page: &plusmn;{scale:.3f}); caption: k0 &rarr; k, g's probability of k at x*, "
+                     f"decision.</p>")
     if kind == "embedding":
         try:
             token_table = browser.token_table(data)
         except Exception as exc:  # the raw token file may be absent where the report is built
             parts.append(f'<p class="note">nearest tokens unavailable: {esc(str(exc))}</p>')
     for k in targets:
-        idx = class_rows(rows, k, per_class)
+        idx = shown[k]
         c = stats["classes"][k]
         parts.append(f'<section class="class-grid" id="class-{k}" data-target="{k}">'
                      f"<h3>target {esc(names[k])} (N = {c['class_size']}): {c['replaced']} of {c['attempts']} "
@@ -152,9 +195,17 @@ def build_report(pool_path: str | Path, data: PreparedData, out_dir: str | Path,
         if len(idx) == 0:
             parts.append('<p class="note">no attempt with a seed</p>')
         elif kind == "image":
-            fig = browser.image_grid(pool, data, idx, None, rows=rows, per_row=4,
-                                     title=f"target {names[k]}: accepted first, then rejected")
-            parts.append(f'<img alt="grid of target {esc(names[k])}" src="{_png_data_uri(fig)}">')
+            cells = []
+            for i in idx:
+                j = where[int(i)]
+                decision = browser.decision_of(rows, int(i))
+                color = "#1a7f37" if decision == "accepted" else "#b42318"
+                cells.append(f'<figure style="display:inline-block;margin:4px 8px;text-align:center">'
+                             f'<img alt="row {int(i)}" src="{triple_png(x0_all[j], x_star_all[j], scale, lo, hi)}">'
+                             f'<figcaption style="font-size:0.75em;color:{color}">'
+                             f"{esc(names[int(rows['seed_class'][i])])} &rarr; {esc(names[k])}, "
+                             f"p={rows['prob_g'][i]:.2f}, {esc(decision)}</figcaption></figure>")
+            parts.append("<div>" + "".join(cells) + "</div>")
         elif kind == "bag_of_words":
             items = browser.word_changes(pool, data, idx, rows=rows, top=6)
             parts.append(_table(["row", "k0 → k", "p", "decision", "switched on (Δ)", "switched off (Δ)"],

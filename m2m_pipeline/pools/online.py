@@ -22,7 +22,7 @@ from ..plan import EpochPlan, make_plan
 from ..utils import state_hash
 from .config import TranslationConfig
 from .draws import SlotDraws, draw_slots
-from .generate import make_translator, translate_rows, write_pool
+from .generate import data_max_abs, make_translator, translate_rows, write_pool
 from .reuse import StoredSwaps, Swap
 
 
@@ -35,7 +35,7 @@ class OnlinePools(StoredSwaps):
         self.g, self.data, self.cfg, self.seed = g, data, cfg, int(seed)
         self.pools_dir, self.batch_size = Path(pools_dir), int(batch_size)
         self.provenance = dict(provenance or {})
-        self.translator = make_translator(cfg, data.input_range)
+        self.translator = make_translator(cfg, data.input_range, data_max_abs=data_max_abs(data))
         self._plan: EpochPlan | None = None
         self._draws: SlotDraws | None = None
         self._parts: list[dict[str, np.ndarray]] = []

@@ -103,16 +103,32 @@ def load_swaps(path: str | Path, data: PreparedData, **expected: Any) -> tuple[E
 
 
 class StoredSwaps:
-    """Base of the swap sources: serves the swaps of the current epoch batch by batch."""
+    """Base of the swap sources: serves the swaps of the current epoch batch by batch.
+
+    The epoch's swaps are kept as arrays sorted by slot (a batch is a contiguous run of slots, so
+    its swaps are found by binary search), not as a dict of thousands of rows.
+    """
 
     def __init__(self) -> None:
-        self._swaps: dict[int, Swap] = {}
+        self._set_swaps({})
+
+    def _set_swaps(self, swaps: Mapping[int, Swap]) -> None:
+        slots = np.fromiter(swaps.keys(), dtype=np.int64, count=len(swaps))
+        order = np.argsort(slots, kind="stable")
+        values = list(swaps.values())
+        self._slots = slots[order]
+        self._rows = [values[i] for i in order]
 
     def begin_epoch(self, epoch: int, model: nn.Module) -> tuple[EpochPlan, dict[str, Any]]:
         raise NotImplementedError
 
     def batch_swaps(self, slots: np.ndarray, model: nn.Module) -> dict[int, Swap]:
-        return {int(s): self._swaps[int(s)] for s in slots if int(s) in self._swaps}
+        if not len(slots) or not len(self._slots):
+            return {}
+        lo = int(np.searchsorted(self._slots, int(np.min(slots)), side="left"))
+        hi = int(np.searchsorted(self._slots, int(np.max(slots)), side="right"))
+        wanted = set(int(s) for s in slots)
+        return {int(self._slots[i]): self._rows[i] for i in range(lo, hi) if int(self._slots[i]) in wanted}
 
     def end_epoch(self, model: nn.Module) -> dict[str, Any]:
         return {}
@@ -134,16 +150,36 @@ class ReusedPools(StoredSwaps):
         self.data, self.rule, self.seed = data, rule, int(seed)
         self.rule_params = dict(rule_params or {})
         self.expected = dict(expected or {})
+        self._prefetch: dict[int, Any] = {}
+        self._pool = None
 
-    def begin_epoch(self, epoch: int, model: nn.Module) -> tuple[EpochPlan, dict[str, Any]]:
+    def _read(self, epoch: int) -> tuple[EpochPlan, dict[int, Swap], dict[str, int]]:
         path = self.pools_dir / f"epoch_{epoch}"
         if not path.exists():
             raise M2mError(f"pool {path} does not exist: the reused run has no pool for epoch {epoch}; "
                            f"run it first (dvc repro, or m2m-pipeline train-f --method "
                            f"{self.expected.get('run', 'M2m')})")
-        plan, self._swaps, counts = read_swaps(path, self.data, rule=self.rule, rule_params=self.rule_params,
-                                               seed=self.seed, epoch=epoch, **self.expected)
+        return read_swaps(path, self.data, rule=self.rule, rule_params=self.rule_params, seed=self.seed,
+                          epoch=epoch, **self.expected)
+
+    def begin_epoch(self, epoch: int, model: nn.Module) -> tuple[EpochPlan, dict[str, Any]]:
+        # The reused pools all exist before training starts: while this epoch trains, a background
+        # thread reads and re-decides the next one (zarr reads and decoding overlap the training).
+        pending = self._prefetch.pop(epoch, None)
+        plan, swaps, counts = pending.result() if pending is not None else self._read(epoch)
+        for stale in list(self._prefetch):
+            self._prefetch.pop(stale).cancel()
+        if (self.pools_dir / f"epoch_{epoch + 1}").exists():
+            self._prefetch[epoch + 1] = self._executor().submit(self._read, epoch + 1)
+        self._set_swaps(swaps)
         return plan, counts
+
+    def _executor(self):
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pool-prefetch")
+        return self._pool
 
 
 __all__ = ["ReusedPools", "StoredSwaps", "Swap", "check_provenance", "load_swaps", "pool_plan", "read_pool_x",

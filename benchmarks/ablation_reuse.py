@@ -1,0 +1,105 @@
+"""What reusing M2m's pools saves: the training wall time of ablations that re-decide the stored
+rows, against DRS (the same deferred schedule and balanced sampling, no pools) and M2m (which
+translates), measured in one run on one dataset.
+
+    python benchmarks/ablation_reuse.py --dataset reuters --data-root ../shared/datasets/reuters-r52 \
+        --json runs/bench/ablation_reuse.json
+
+Per seed: g and the warm checkpoint are trained once (not timed), then M2m (timed, it writes the
+pools), then DRS and the reusing ablations (M2m-Clean, M2m-Rand, M2m-No-Reject by default)
+``--repeats`` times each, in rotating order, each into a fresh folder; the figure of a method is
+the median of its repeats. Writes ``{"seconds": {name: s}, "ratio_to_DRS": {name: r}, ...}``.
+Goal (issue 7): every reusing ablation <= 1.15x DRS, since it translates nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from m2m_pipeline.config import fit_options, load_params, m2m_config, prepare_options, preset_for
+from m2m_pipeline.datasets import create_dataset, dataset_slug
+from m2m_pipeline.experiment import run_method, train_seed_models
+from m2m_pipeline.training import get_method
+from m2m_pipeline.utils import M2mError
+
+DEFAULT_ABLATIONS = ["M2m-Clean", "M2m-Rand", "M2m-No-Reject"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", required=True, help="any dataset name the CLI accepts (reuters, text:<dir>, ...)")
+    p.add_argument("--data-root", help="folder of the dataset's files")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--ablations", nargs="+", default=DEFAULT_ABLATIONS)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of DRS and of each ablation (median)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (pinned: one job per core)")
+    p.add_argument("--work-dir", help="scratch folder (default runs/bench/ablation_reuse/<dataset>)")
+    p.add_argument("--json", required=True, help="output JSON")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        for name in args.ablations:
+            if get_method(name).reuse is None:
+                raise M2mError(f"{name} does not reuse pools; pass ablations that re-decide M2m's pools")
+        if args.repeats < 1:
+            raise M2mError(f"--repeats must be >= 1, got {args.repeats}")
+        params = load_params(args.params)
+        data = create_dataset(args.dataset, data_root=args.data_root or params.get("data_root"),
+                              **prepare_options(params, args.dataset))
+        preset = preset_for(params, args.dataset)
+        options = fit_options(params)
+        m2m = m2m_config(params, args.dataset)
+        work = Path(args.work_dir or Path("runs/bench/ablation_reuse") / dataset_slug(args.dataset))
+        shutil.rmtree(work, ignore_errors=True)
+        g_seed = int((params.get("pretrain_g") or {}).get("seed", 1000)) + args.seed
+        models = train_seed_models(data, preset, seed=args.seed, g_seed=g_seed, work_dir=work, warm_losses=("ce",))
+        m2m_run = run_method(data, preset, models, "M2m", out_dir=work / "M2m", m2m=m2m, options=options,
+                             keep_pools=True)
+        seconds: dict[str, list[float]] = {"M2m": [m2m_run["seconds"]]}
+        names = ["DRS", *args.ablations]
+        for r in range(args.repeats):
+            for name in names[r % len(names):] + names[:r % len(names)]:   # rotate: no method always first
+                out = work / f"{name}-{r}"
+                res = run_method(data, preset, models, name, out_dir=out, m2m=m2m, options=options,
+                                 reused_pools=work / "M2m" / "pools",
+                                 method_params=(params.get("ablation_params") or {}).get(name))
+                seconds.setdefault(name, []).append(res["seconds"])
+                shutil.rmtree(out, ignore_errors=True)
+                print(f"{name:14s} repeat {r}: {res['seconds']:.2f} s", flush=True)
+        median = {k: statistics.median(v) for k, v in seconds.items()}
+        ratio = {k: v / median["DRS"] for k, v in median.items()}
+        result = {
+            "seconds": median, "ratio_to_DRS": ratio, "all_seconds": seconds,
+            "goal": "each reusing ablation <= 1.15x DRS",
+            "met": {k: ratio[k] <= 1.15 for k in args.ablations},
+            "dataset": args.dataset, "seed": args.seed, "repeats": args.repeats, "threads": args.threads,
+            "deferred_epochs": preset.epochs - preset.deferred_epoch,
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), no GPU"
+            if not torch.cuda.is_available() else torch.cuda.get_device_name(0),
+            "date": str(date.today()), "command": " ".join(["python", *sys.argv]),
+        }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+        print(f"\n{'method':14s} {'seconds':>8s} {'x DRS':>7s}")
+        for k in ["DRS", "M2m", *args.ablations]:
+            print(f"{k:14s} {median[k]:8.2f} {ratio[k]:7.2f}")
+        shutil.rmtree(work, ignore_errors=True)
+    except M2mError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
