@@ -133,6 +133,8 @@ def translation_checks(args, results: dict, data, g_path: Path, f_path: Path, de
                 "--repeats", "1" if args.dry_run else "3", "--json", str(out)]
         if args.dry_run:
             argv += ["--steps", "2", "--matmul-seconds", "0.2"]
+        else:
+            argv += ["--techniques"] + (["--compile"] if args.compile else [])
         results[f"translate_bs{bs}"] = timed(results, f"translate_speed_bs{bs}_s", lambda: translate_speed.main(argv))
 
     g = model_from_checkpoint(load_checkpoint(g_path, data=data), device).eval()
@@ -280,6 +282,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--deferred-epochs", type=int, default=2)
     ap.add_argument("--runs", default="carry/runs", help="full mode: run folders (carried between calls)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--compile", action="store_true", help="check: also time torch.compile'd translation steps")
     ap.add_argument("--jobs", nargs="+", default=list(FULL_JOBS), choices=list(FULL_JOBS))
     args = ap.parse_args(argv)
     if args.warm_epochs < 1 or args.deferred_epochs < 1:

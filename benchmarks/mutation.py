@@ -120,6 +120,28 @@ def run_mutmut(workdir: Path, modules: list[str], max_children: int, threads: in
     return time.perf_counter() - start
 
 
+def rerun_survivors(workdir: Path, test_files: list[str], max_children: int, threads: int, log) -> float:
+    """Lay the work tree's ``test_files`` over the scratch copy (and mutmut's copy of it) and run
+    only the surviving mutants again: the way to check that new tests kill them without re-running
+    every mutant. The package is not re-copied, so the verdicts stay those of the same code."""
+    for rel in test_files:
+        for base in (workdir, workdir / "mutants"):
+            shutil.copy2(ROOT / rel, base / rel)
+    survivors = [n for n, s in read_results(workdir).items() if s == "survived"]
+    log(f"re-running {len(survivors)} surviving mutants with the work tree's {', '.join(test_files)}")
+    if not survivors:
+        return 0.0
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS=str(threads), PYTHONHASHSEED="0")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *survivors],
+                          cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log("\n".join(proc.stdout.strip().splitlines()[-3:]))
+    with open(workdir / "SOURCE", "a") as fh:
+        fh.write(f"survivors re-run with the work tree's {', '.join(test_files)}\n")
+    return time.perf_counter() - start
+
+
 def read_results(workdir: Path) -> dict[str, str]:
     """{mutant name: status} of every mutant mutmut has a verdict (or none) for."""
     proc = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=workdir,
@@ -156,7 +178,7 @@ def equivalent_reasons(doc: str) -> dict[str, str]:
 
 
 def render(results: dict[str, str], equivalent: dict[str, str], workdir: Path, *, command: str, source: str,
-           seconds: float | None, modules_run: list[str], tests_seconds: float | None) -> str:
+           seconds: float | None, modules_run: list[str], tests_seconds: float | None, rerun: bool = False) -> str:
     by_module: dict[str, Counter] = defaultdict(Counter)
     survivors: dict[str, list[str]] = defaultdict(list)
     for name, status in sorted(results.items()):
@@ -175,7 +197,7 @@ def render(results: dict[str, str], equivalent: dict[str, str], workdir: Path, *
     lines = [BEGIN, "", f"- command: `{command}`", f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
              f"- machine: {machine()}; 1 mutmut child process, 1 thread (OMP/MKL)",
              f"- source: {source}; mutmut {mutmut_version()}",
-             f"- modules run this time: {', '.join(modules_run) if modules_run else 'none (report only)'}"]
+             f"- modules run this time: {', '.join(modules_run) if modules_run else ('survivors only' if rerun else 'none (report only)')}"]
     if seconds is not None:
         lines.append(f"- wall time of this run: {seconds / 60:.1f} min")
     if tests_seconds is not None:
@@ -274,14 +296,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-children", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--report-only", action="store_true", help="only rewrite docs/testing.md from the last results")
+    ap.add_argument("--rerun-survivors", nargs="+", metavar="TEST_FILE", default=None,
+                    help="lay these work-tree test files over the last run's copy and re-run its survivors only")
     ap.add_argument("--no-doc", action="store_true", help="print the report instead of writing docs/testing.md")
     args = ap.parse_args(argv)
 
     command = "python benchmarks/mutation.py " + " ".join(argv if argv is not None else sys.argv[1:])
     modules = args.modules or [m for m in MODULES if (ROOT / MODULES[m]).exists()]
     seconds = tests_seconds = None
-    source = (args.workdir / "SOURCE").read_text().strip() if (args.workdir / "SOURCE").exists() else "unknown"
-    if not args.report_only:
+    source_file = args.workdir / "SOURCE"
+    source = "; ".join(source_file.read_text().strip().splitlines()) if source_file.exists() else "unknown"
+    if args.rerun_survivors:
+        seconds = rerun_survivors(args.workdir, args.rerun_survivors, args.max_children, args.threads,
+                                  lambda s: print(s, flush=True))
+        source = "; ".join(source_file.read_text().strip().splitlines())
+        modules = []
+    elif not args.report_only:
         source = copy_tree(ROOT, args.workdir, args.ref, args.overlay)
         (args.workdir / "SOURCE").write_text(source + "\n")
         tests_seconds, failing, durations = baseline_run(args.workdir, args.threads)
@@ -294,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     results = read_results(args.workdir)
     doc = DOC.read_text() if DOC.exists() else ""
     block = render(results, equivalent_reasons(doc), args.workdir, command=command, source=source, seconds=seconds,
-                   modules_run=[] if args.report_only else modules, tests_seconds=tests_seconds)
+                   modules_run=[] if args.report_only else modules, tests_seconds=tests_seconds,
+                   rerun=bool(args.rerun_survivors))
     if args.no_doc:
         print(block)
     else:

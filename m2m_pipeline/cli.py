@@ -80,14 +80,15 @@ DatasetOpt = typer.Option(None, "--dataset", "-d", help="dataset name (default: 
 
 def _translate_cluster(params: dict[str, Any], workers: Optional[int], scheduler: Optional[str]) -> dict[str, Any]:
     """Where translation runs: --workers / --scheduler, else params ``translate.workers`` /
-    ``translate.scheduler``, else in this process."""
+    ``translate.scheduler``, else (also for workers 0) in this process."""
     section = params.get("translate") or {}
     workers = workers if workers is not None else section.get("workers")
     scheduler = scheduler if scheduler is not None else section.get("scheduler")
     if workers is not None and scheduler:
         raise M2mError("pass either --workers (a local cluster) or --scheduler (a running one), not both")
-    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-        raise M2mError(f"--workers / translate.workers must be an integer >= 1, got {workers!r}")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
+        raise M2mError(f"--workers / translate.workers must be an integer >= 0 (0: in this process), got {workers!r}")
+    workers = workers or None
     if scheduler is not None and (not isinstance(scheduler, str) or "://" not in scheduler):
         raise M2mError(f"--scheduler / translate.scheduler must be an address like tcp://HOST:8786, got {scheduler!r}")
     return {"workers": workers, "scheduler": scheduler or None}
@@ -265,7 +266,7 @@ def generate(dataset: Optional[str] = DatasetOpt,
              out: Optional[Path] = typer.Option(None, help="pool folder (default pools/<dataset>/generate/epoch_<e>)"),
              seed: Optional[int] = typer.Option(None, help="seed of the plan and draws (default: the first of params seeds)"),
              batch_size: Optional[int] = typer.Option(None, help="translation batch size (default params m2m)"),
-             workers: Optional[int] = typer.Option(None, help="translate on a local dask cluster of N worker processes, N <= cores (default params translate.workers; none: in this process)"),
+             workers: Optional[int] = typer.Option(None, help="translate on a local dask cluster of N worker processes, N <= cores (default params translate.workers; 0 or none: in this process)"),
              scheduler: Optional[str] = typer.Option(None, help="translate on the running dask cluster at tcp://HOST:PORT (default params translate.scheduler); see docs/operations.md"),
              params_path: Path = ParamsOpt) -> None:
     """Translate one epoch's pool on its own, from a g and an f checkpoint.

@@ -173,6 +173,7 @@ M2M_KEYS: dict[str, Check] = {
     "batch_size": int_in(1),
     "rows_per_shard": int_in(1),
     "max_non_finite": number_in(0.0, 1.0),
+    "refresh_batches": int_in(0),
 }
 
 PRESET_KEYS: dict[str, Check] = {

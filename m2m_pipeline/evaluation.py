@@ -42,14 +42,16 @@ def _fmt(v: float | None) -> str:
 
 
 def results_table(results: list[dict[str, Any]], *, which: str = "best_val") -> str:
-    """A markdown table of test bACC, GM, Major, Minor per method."""
-    lines = [f"| method | test bACC | test GM | Major | Minor | val bACC | epoch ({which}) |",
-             "|---|---|---|---|---|---|---|"]
+    """A markdown table of test bACC, GM (strict), GM corrected (a zero recall counted as 1e-3; "-"
+    for metrics files written before it existed), Major, Minor per method."""
+    lines = [f"| method | test bACC | test GM | test GM corrected | Major | Minor | val bACC | epoch ({which}) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         sel = r[which]
         t = sel["test"]
         label = r["method"] if r.get("seed") is None else f"{r['method']} (seed {r['seed']})"
-        lines.append(f"| {label} | {_fmt(t['bacc'])} | {_fmt(t['gm'])} | {_fmt(t['major'])} | "
+        lines.append(f"| {label} | {_fmt(t['bacc'])} | {_fmt(t['gm'])} | {_fmt(t.get('gm_corrected'))} | "
+                     f"{_fmt(t['major'])} | "
                      f"{_fmt(t['minor'])} | {_fmt(sel['val']['bacc'])} | {sel['epoch']} |")
     return "\n".join(lines)
 

@@ -154,7 +154,8 @@ def plot_recall_vs_size(preds: list[dict], out: str | Path, *, title: str = "") 
         counts = runs[0]["class_counts"]
         order = frequency_order(counts)
         rec = np.nanmean([per_class_recall_of(d) for d in runs], axis=0)
-        ax.plot(counts[order], 100 * rec[order], marker="o", ms=3, lw=1.2, label=f"{method} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+        ax.plot(counts[order], 100 * rec[order], marker="o", ms=3, lw=1.2,
+                label=f"{method} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
     ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xlabel("training samples of the class (log scale, largest first)")

@@ -45,13 +45,15 @@ def work(args, params):
     if args.summary:
         from m2m_pipeline.report import write_summary
 
-        print(f"summary: {write_summary(dataset, args.metrics, args.summary, which=args.which)}")
+        path = write_summary(dataset, args.metrics, args.summary, which=args.which, methods=methods, seeds=seeds)
+        print(f"summary: {path}")
     if args.predictions and args.figures:
         from pathlib import Path
 
         from m2m_pipeline.figures import paper_figures
 
-        files = sorted(Path(args.predictions).glob("*.npz"))
+        wanted = {f"{m}-seed{int(s)}.npz" for m in methods for s in seeds}   # the current DAG's runs only
+        files = sorted(p for p in Path(args.predictions).glob("*.npz") if p.name in wanted)
         for name, path in paper_figures(files, args.figures, dataset=dataset).items():
             print(f"{name}: {path}")
     if args.histories and args.curves:
@@ -59,8 +61,8 @@ def work(args, params):
 
         from m2m_pipeline.report import write_curves
 
-        runs = [p for p in sorted(Path(args.histories).glob("*-seed*.json"))
-                if not p.name.startswith(("g-seed", "warm-"))]
+        wanted = {f"{m}-seed{int(s)}.json" for m in methods for s in seeds}
+        runs = [p for p in sorted(Path(args.histories).glob("*-seed*.json")) if p.name in wanted]
         print(f"curves: {write_curves(runs, args.curves)}")
 
 

@@ -319,8 +319,17 @@ def test_online_and_staged_pools_agree_when_f_does_not_change(digits, tiny_m2m, 
     for name in ("M2m", "M2m-Online"):
         train_method(digits, preset, method=name, out_dir=tmp_path / name, pools_dir=tmp_path / f"pools-{name}",
                      **common)
+    # sub-epoch parts of 3 mini-batches (m2m.refresh_batches) translate the same rows too
+    import dataclasses
+
+    train_method(digits, preset, method="M2m", out_dir=tmp_path / "parts", pools_dir=tmp_path / "pools-parts",
+                 **{**common, "m2m": dataclasses.replace(tiny_m2m, refresh_batches=3)})
     a = open_pool(tmp_path / "pools-M2m" / "epoch_2")
     b = open_pool(tmp_path / "pools-M2m-Online" / "epoch_2")
+    c = open_pool(tmp_path / "pools-parts" / "epoch_2")
+    assert c.attrs["refresh_batches"] == 3 and b.attrs["refresh_batches"] == 1
+    assert np.array_equal(c.array("accepted"), a.array("accepted"))
+    np.testing.assert_allclose(read_x(c, digits), read_x(a, digits), atol=1e-5)
     keys = ("slot", "target", "seed_class", "seed_index", "seed_aug", "u_beta", "accepted", "reason")
     ra, rb = {**a.rows(keys), "x": read_x(a, digits)}, {**b.rows(keys), "x": read_x(b, digits)}
     assert len(ra["slot"]) > 0 and ra["accepted"].any()
@@ -381,3 +390,43 @@ def test_interrupted_run_resumes_to_the_same_weights(trained, digits, tiny_prese
     assert [h["epoch"] for h in resumed.history] == [h["epoch"] for h in whole.history]
     assert state_hash(b["model_state"]) == a["weights_hash"]
     check_finished(tmp_path / "cut")
+
+
+# -- the ablation table ---------------------------------------------------------------------------
+
+def _metrics(method, seed, bacc, gm, major, minor):
+    sel = {"epoch": 5, "val": {"bacc": bacc}, "test": {"bacc": bacc, "gm": gm, "major": major, "minor": minor,
+                                                       "per_class_recall": [bacc]}}
+    return {"method": method, "seed": seed, "dataset": "cifar10-lt", "best_val": sel, "last": sel}
+
+
+def test_ablation_table_gaps_are_relative_to_m2m_and_cite_the_paper():
+    from m2m_pipeline.report import ablation_report
+
+    runs = [_metrics("M2m", 0, 80.0, 78.0, 90.0, 76.0), _metrics("M2m", 1, 82.0, 80.0, 92.0, 78.0),
+            _metrics("M2m-Clean", 0, 72.0, 70.0, 80.0, 70.0), _metrics("M2m-Clean", 1, 74.0, 72.0, 82.0, 72.0),
+            _metrics("ERM", 0, 60.0, 50.0, 95.0, 50.0)]
+    table = ablation_report(runs, dataset="cifar10-lt", rho=100)
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in table.splitlines() if line.startswith("| M2m")}
+    # M2m: mean 81.0 ± 1.41; M2m-Clean: 73.0, gap (73 - 81) / 81 = -9.88 %; GM (71 - 79) / 79 = -10.13 %
+    assert rows["M2m"][2] == "91.0 ± 1.41" and rows["M2m"][4] == "81.0 ± 1.41"
+    assert rows["M2m-Clean"][4] == "73.0 ± 1.41" and rows["M2m-Clean"][5] == "-9.88%"
+    assert rows["M2m-Clean"][7] == "-10.13%"
+    # the paper's Table 4: M2m-Clean 73.5 ± 0.81, (73.5 - 78.3) / 78.3 = -6.13 %
+    assert rows["M2m-Clean"][8] == "73.5 ± 0.81 (-6.13%)"
+    assert "| ERM |" not in table   # not an ablation, not in the paper's ablation tables
+    with pytest.raises(M2mError, match="no M2m run"):
+        ablation_report([_metrics("M2m-Clean", 0, 1, 1, 1, 1)], dataset="digits")
+
+
+def test_methods_command_lists_every_ablation():
+    from typer.testing import CliRunner
+
+    from m2m_pipeline.cli import app
+
+    out = CliRunner().invoke(app, ["methods"])
+    assert out.exit_code == 0
+    for name in list_ablations():
+        assert name in out.stdout
+    assert "re-decides the pools of M2m" in out.stdout

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -434,3 +433,32 @@ def test_write_predictions_round_trip(tmp_path, trained, digits):
     assert np.array_equal(d["y_pred"], predict(model, digits, digits.test))
     assert np.array_equal(d["y_true"], digits.test.y) and d["features"].shape[0] == 40
     assert (d["method"], d["seed"], d["class_names"]) == ("ERM", 0, digits.class_names)
+
+
+@pytest.mark.realdata
+def test_embedding_view_finds_the_tokens_on_real_twitter(tmp_path):
+    """x0 and x* that are exactly training tokens' embeddings have a nearest token at cosine 1."""
+    from m2m_pipeline.datasets import create_dataset
+
+    from .conftest import SHARED_DATASETS
+
+    root = SHARED_DATASETS / "twitter-pos"
+    if not root.exists():
+        pytest.skip(f"real data {root} is missing (a fresh clone has no ../shared/datasets)")
+    data = create_dataset("twitter", data_root=root)
+    assert browser.view_kind(data) == "embedding"
+    x_star = data.train.x[[5, 7]]
+    with PoolWriter(tmp_path / "p", n_rows=2, input_shape=data.input_shape, input_kind="vector", rows_per_shard=2) as w:
+        w.write_rows(0, {"slot": np.arange(2), "target": data.train.y[[5, 7]].astype(np.int32),
+                         "seed_class": data.train.y[[3, 4]].astype(np.int32), "seed_index": np.array([3, 4]),
+                         "seed_aug": np.zeros((2, 3), np.int16), **_encoded_x(x_star, np.array([3, 4]), data),
+                         "loss_g": np.zeros(2, np.float32), "prob_g": np.ones(2, np.float32), "u_beta": np.zeros(2),
+                         "accepted": np.ones(2, bool), "reason": np.zeros(2, np.uint8)})
+        w.finish({"dataset": "twitter", "class_counts": [int(c) for c in data.class_counts], "epoch": 0, "seed": 0,
+                  "dataset_fingerprint": data.fingerprint, "params": {"beta": 0.9}})
+    items = browser.nearest_tokens(open_pool(tmp_path / "p"), data, np.arange(2), top=3)
+    for it in items:
+        assert it["near_x0"][0][1] == pytest.approx(1.0, abs=1e-4)
+        assert it["near_x_star"][0][1] == pytest.approx(1.0, abs=1e-3)  # x* is stored on a grid (codec)
+    out, _ = browser.show_pool(tmp_path / "p", data, tmp_path / "tokens.md", limit=2)
+    assert "| nearest to x0 | nearest to x* |" in out.read_text()

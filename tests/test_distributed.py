@@ -167,9 +167,10 @@ def test_bad_cluster_options_are_one_line_errors(tmp_path):
         _translate_cluster({"translate": {"scheduler": "nohost"}}, None, None)
     assert _translate_cluster({"translate": {"workers": 2}}, None, None) == {"workers": 2, "scheduler": None}
     assert _translate_cluster({"translate": {"workers": 2}}, 1, None) == {"workers": 1, "scheduler": None}
+    assert _translate_cluster({"translate": {"workers": 0}}, None, None) == {"workers": None, "scheduler": None}
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    res = subprocess.run([sys.executable, "-m", "m2m_pipeline.cli", "generate", "--dataset", "digits", "--workers", "0"],
+    res = subprocess.run([sys.executable, "-m", "m2m_pipeline.cli", "generate", "--dataset", "digits", "--workers=-1"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
-    assert "--workers / translate.workers must be an integer >= 1" in res.stderr
+    assert "--workers / translate.workers must be an integer >= 0" in res.stderr

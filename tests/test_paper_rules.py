@@ -90,10 +90,10 @@ def test_major_is_nan_when_no_majority_class_is_in_the_test_split():
 
 def test_metrics_skip_a_class_absent_from_the_test_split():
     # Four training classes (40, 30, 20, 10); class 3 has no test sample, so it is left out of bACC
-    # and GM instead of counting as a zero. Major: 40 + 30 = 70 > 50 -> {0, 1}; Minor {2, 3}, of
-    # which only class 2 has a recall.
+    # and GM instead of counting as a zero, even though one sample is predicted as class 3.
+    # Major: 40 + 30 = 70 > 50 -> {0, 1}; Minor {2, 3}, of which only class 2 has a recall.
     y_true = np.array([0, 0, 1, 1, 2, 2])
-    y_pred = np.array([0, 1, 1, 1, 2, 0])                                   # recalls 1/2, 1, 1/2
+    y_pred = np.array([0, 1, 1, 1, 2, 3])                                   # recalls 1/2, 1, 1/2
     m = balanced_metrics(y_true, y_pred, np.array([40, 30, 20, 10]))
     assert m["bacc"] == pytest.approx(100 * 2 / 3)
     assert m["gm"] == pytest.approx(100 * 0.25 ** (1 / 3))                  # (0.5 * 1 * 0.5)^(1/3)
@@ -319,6 +319,26 @@ def test_reason_priority_non_finite_then_gamma_then_beta():
     # the codes stored in pools (their meaning must not shift under existing pools)
     assert {k: REASONS[k] for k in ("accepted", "beta", "gamma", "non_finite", "no_seed")} == {
         "accepted": 0, "beta": 1, "gamma": 2, "non_finite": 3, "no_seed": 4}
+
+
+def test_reason_codes_are_uint8_and_masks_may_be_zero_one():
+    # the pool stores uint8 codes; 0/1 integer masks (as read back from a store) mean False/True
+    reason = decide(finite=[1, 1, 1, 0], confident=[1, 1, 0, 1], beta_ok=[1, 0, 1, 1], in_range=[1, 1, 1, 1])
+    assert reason.dtype == np.uint8
+    assert reason.tolist() == [REASONS["accepted"], REASONS["beta"], REASONS["gamma"], REASONS["non_finite"]]
+    assert decide(finite=[1, 1], confident=[1, 1], beta_ok=[1, 1], in_range=[0, 1]).tolist() == [
+        REASONS["out_of_range"], REASONS["accepted"]]
+
+
+def test_range_and_beta_tests_compare_in_float64():
+    from m2m_pipeline.acceptance import within_range
+
+    # float32(0.1) = 0.100000001490116 lies above the float64 bound 0.1: out of range. Compared in
+    # float32 the bound would round to the same value and the row would pass.
+    assert within_range(np.array([0.1], dtype=np.float32), 0.1).tolist() == [False]
+    assert within_range(np.array([0.1], dtype=np.float64), 0.1).tolist() == [True]
+    # sizes 2 vs 1, beta 0.9: P = 1 - 0.9 = 0.09999999999999998 in float64; float32(0.1) is above it
+    assert passes_beta(np.array([0.1], dtype=np.float32), [2, 1], np.array([0]), np.array([1]), 0.9).tolist() == [False]
 
 
 def test_out_of_range_rule_and_its_priority():

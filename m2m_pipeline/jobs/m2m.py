@@ -86,9 +86,13 @@ def train_m2m(data: PreparedData, preset: Preset, *, method: str, seed: int, out
         # Every pool names the run and the warm start it came from: the ablations that reuse the
         # pools check both before re-deciding the rows.
         provenance = {"run": method, "warm_hash": warm_hash}
-        if spec.online:
+        if spec.online or cfg.refresh_batches:
+            if spec.pool_rule != "accepted" or spec.generator == "self" or spec.seed_subset:
+                raise M2mError(f"{method}: m2m.refresh_batches (sub-epoch translation) supports M2m's own "
+                               f"rule with g; set it to 0 for this method")
             source = OnlinePools(g=g, data=data, cfg=cfg, seed=seed, pools_dir=pools_dir,
-                                 batch_size=preset.batch_size, provenance=provenance)
+                                 batch_size=preset.batch_size, provenance=provenance,
+                                 refresh_batches=1 if spec.online else cfg.refresh_batches)
         else:
             source = TranslatedPools(g=g, data=data, cfg=cfg, seed=seed, pools_dir=pools_dir,
                                      batch_size=preset.batch_size, rule=spec.pool_rule, allowed_seeds=allowed,

@@ -26,8 +26,14 @@ class TranslationConfig:
     batch_size: int = 256
     rows_per_shard: int = 1024
     max_non_finite: float = 0.0   # share of attempts allowed to come out non-finite before the pool is refused
+    # 0: the staged design, an epoch translated with f as it was at the start of the epoch. R >= 1:
+    # translated in sub-epoch parts of R mini-batches, each with f as it is when training reaches
+    # the part (R = 1 is the paper's online loop, M2m-Online).
+    refresh_batches: int = 0
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.refresh_batches, int) and self.refresh_batches >= 0):
+            raise M2mError(f"m2m.refresh_batches must be an int >= 0, got {self.refresh_batches!r}")
         if self.seed_scope not in SEED_SCOPES:
             raise M2mError(f"m2m.seed_scope must be one of {SEED_SCOPES}, got {self.seed_scope!r}")
         if self.batch_size < 1 or self.rows_per_shard < 1:

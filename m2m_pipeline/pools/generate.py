@@ -131,7 +131,8 @@ def write_pool(out: str | Path, *, data: PreparedData, plan: EpochPlan, cfg: Tra
     n = len(rows["slot"])
     counts = reason_counts(rows["reason"])
     with PoolWriter(out, n_rows=n, input_shape=data.input_shape, input_kind=data.input_kind,
-                    rows_per_shard=cfg.rows_per_shard, rows_per_chunk=min(256, cfg.rows_per_shard)) as writer:
+                    rows_per_shard=cfg.rows_per_shard, rows_per_chunk=min(256, cfg.rows_per_shard),
+                    class_names=data.class_names) as writer:
         writer.write_plan(plan.order, plan.attempt, plan.aug)
         writer.write_rows(0, encode_rows(rows, data))   # x* stored compactly (pools/codec.py)
         attrs = pool_attrs(data=data, plan=plan, cfg=cfg, seed=seed, g_hash=g_hash, f_hash=f_hash, counts=counts,
@@ -224,7 +225,7 @@ def generate_pool(*, g: nn.Module, f: nn.Module, data: PreparedData, plan: Epoch
                        "checkpoint 'config'): workers rebuild g and f from weights, not live modules")
     with PoolWriter(out, n_rows=n, input_shape=data.input_shape, input_kind=data.input_kind,
                     rows_per_shard=cfg.rows_per_shard, rows_per_chunk=min(256, cfg.rows_per_shard),
-                    job=job) as writer:
+                    job=job, class_names=data.class_names) as writer:
         writer.write_plan(plan.order, plan.attempt, plan.aug)
         records = writer.done_shards()
         counts = {name: 0 for name in REASONS}

@@ -1,4 +1,6 @@
-"""M2m-Online: the paper's loop (Algorithm 1), translating each mini-batch with the current f.
+"""M2m-Online: the paper's loop (Algorithm 1), translating each mini-batch with the current f; and
+the refresh in between (``m2m.refresh_batches`` = R: parts of R mini-batches, each translated
+with f as it is when training reaches the part).
 
 The staged design (``generate.TranslatedPools``) translates a whole epoch with f as it was at the
 start of the epoch; here the λ·f_k0 term of eq. (2) uses f as it is at the mini-batch, exactly as
@@ -16,7 +18,6 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ..acceptance import REASONS
 from ..datasets import PreparedData
 from ..plan import EpochPlan, make_plan
 from ..utils import state_hash
@@ -30,8 +31,14 @@ class OnlinePools(StoredSwaps):
     """Swap source translating the attempt slots of every mini-batch when training reaches it."""
 
     def __init__(self, *, g: nn.Module, data: PreparedData, cfg: TranslationConfig, seed: int,
-                 pools_dir: str | Path, batch_size: int, provenance: dict[str, Any] | None = None):
+                 pools_dir: str | Path, batch_size: int, provenance: dict[str, Any] | None = None,
+                 refresh_batches: int = 1):
         super().__init__()
+        if refresh_batches < 1:
+            raise ValueError(f"refresh_batches must be >= 1, got {refresh_batches}")
+        self.refresh_batches = int(refresh_batches)
+        self._part_swaps: dict[int, Swap] = {}
+        self._part_end = -1
         self.g, self.data, self.cfg, self.seed = g, data, cfg, int(seed)
         self.pools_dir, self.batch_size = Path(pools_dir), int(batch_size)
         self.provenance = dict(provenance or {})
@@ -47,24 +54,31 @@ class OnlinePools(StoredSwaps):
                                attempts=True, augment=data.augment, batch_size=self.batch_size)
         self._draws = draw_slots(data, self._plan, self.cfg, self.seed)
         self._parts = []
+        self._part_swaps, self._part_end = {}, -1
         self._f_hash_start = state_hash(model.state_dict())
         return self._plan, {}
 
     def batch_swaps(self, slots: np.ndarray, model: nn.Module) -> dict[int, Swap]:
-        """Translate this batch's attempts with the current f; swap in the accepted x* (label k)."""
+        """The accepted x* (label k) of this batch's attempts. When training reaches a slot past the
+        current part, the attempts of the next ``refresh_batches`` mini-batches are translated with
+        the current f (one mini-batch at a time: the paper's loop)."""
         assert self._draws is not None and self._plan is not None, "begin_epoch first"
         if not len(slots):
             return {}
-        # Attempt slots are sorted, and a batch is a contiguous run of slots.
-        lo = int(np.searchsorted(self._draws.slot, slots[0], side="left"))
-        hi = int(np.searchsorted(self._draws.slot, slots[-1], side="right"))
-        if hi <= lo:
-            return {}
-        rows = translate_rows(self.g, model, self.data, self._draws, slice(lo, hi), self.translator, self.cfg,
-                              self.seed, self._plan.epoch)
-        self._parts.append(rows)
-        accepted = np.flatnonzero(rows["accepted"])
-        return {int(rows["slot"][i]): Swap(rows["x"][i], int(rows["target"][i])) for i in accepted}
+        if int(slots[-1]) > self._part_end:
+            first = int(slots[0])
+            last = min(first + self.refresh_batches * self._plan.batch_size, len(self._plan)) - 1
+            # Attempt slots are sorted, and a part is a contiguous run of slots.
+            lo = int(np.searchsorted(self._draws.slot, first, side="left"))
+            hi = int(np.searchsorted(self._draws.slot, last, side="right"))
+            self._part_swaps, self._part_end = {}, last
+            if hi > lo:
+                rows = translate_rows(self.g, model, self.data, self._draws, slice(lo, hi), self.translator,
+                                      self.cfg, self.seed, self._plan.epoch)
+                self._parts.append(rows)
+                self._part_swaps = {int(rows["slot"][i]): Swap(rows["x"][i], int(rows["target"][i]))
+                                    for i in np.flatnonzero(rows["accepted"])}
+        return {int(s): self._part_swaps[int(s)] for s in slots if int(s) in self._part_swaps}
 
     def end_epoch(self, model: nn.Module) -> dict[str, Any]:
         """Write the epoch's rows (every attempt, in slot order) as its pool."""
@@ -87,10 +101,10 @@ class OnlinePools(StoredSwaps):
         path = self.pools_dir / f"epoch_{self._plan.epoch}"
         summary = write_pool(path, data=self.data, plan=self._plan, cfg=self.cfg, seed=self.seed, rows=rows,
                              g_hash=state_hash(self.g.state_dict()), f_hash=self._f_hash_start,
-                             provenance={**self.provenance, "f_epoch": self._plan.epoch, "online": True})
+                             provenance={**self.provenance, "f_epoch": self._plan.epoch, "online": True,
+                                         "refresh_batches": self.refresh_batches})
         return {"n_attempts": summary.n_attempts, "n_accepted": summary.n_accepted,
-                "n_used": summary.n_accepted, "reasons": summary.reasons,
-                "n_no_seed": int(np.count_nonzero(rows["reason"] == REASONS["no_seed"]))}
+                "n_used": summary.n_accepted, "reasons": summary.reasons}
 
 
 __all__ = ["OnlinePools"]
