@@ -29,7 +29,7 @@ from m2m_pipeline.datasets import create_dataset
 from m2m_pipeline.evaluation import evaluate_run
 from m2m_pipeline.pipeline import train_method
 from m2m_pipeline.pools import codec, generate, reuse
-from m2m_pipeline.training import pretrain_g, warm_f
+from m2m_pipeline.jobs.train import pretrain_g, warm_f
 
 MAX_ERROR = [0.0]   # the largest |decoded - exact| met while training read rows
 
@@ -88,7 +88,8 @@ def main() -> None:
                 res = evaluate_run(run, data, method="M2m")
                 results[way].append({"seed": seed, "best_val_bacc": res["best_val"]["test"]["bacc"],
                                      "last_bacc": res["last"]["test"]["bacc"]})
-                print(f"seed {seed} {way:7s}: bACC best-val {res['best_val']['bacc']:.2f}, last {res['last']['bacc']:.2f}",
+                last = results[way][-1]
+                print(f"seed {seed} {way:7s}: bACC best-val {last['best_val_bacc']:.2f}, last {last['last_bacc']:.2f}",
                       flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -59,7 +59,7 @@ def machine() -> str:
     return f"{cpus}-core CPU ({platform.processor() or platform.machine()}), no GPU, {platform.system()} {platform.release()}"
 
 
-def copy_tree(src_root: Path, dst: Path, ref: str | None, overlay: list[str] = ()) -> str:
+def copy_tree(src_root: Path, dst: Path, ref: str | None, overlay: list[str] = (), fresh: bool = False) -> str:
     """Copy the package, the tests, pyproject.toml and params.yaml into ``dst``. With ``ref``, the
     package and the tests come from that git revision (``git archive``, read-only), with the
     ``overlay`` files of the work tree laid over them; returns a description of the source."""
@@ -90,16 +90,23 @@ def copy_tree(src_root: Path, dst: Path, ref: str | None, overlay: list[str] = (
         shutil.copytree(src_root / "tests", dst / "tests", ignore=ignore)
         shutil.copy2(src_root / "params.yaml", dst / "params.yaml")
     shutil.copy2(src_root / "pyproject.toml", dst / "pyproject.toml")  # the mutmut settings of the work tree
-    # Verdicts carry over between runs (one module at a time) only for the very same code and tests:
-    # mutmut does not refresh every copied file in mutants/, so any change starts it afresh.
-    digest = hashlib.sha256()
-    for path in sorted(p for p in dst.rglob("*") if p.is_file() and p.parts[len(dst.parts)] in
-                       ("m2m_pipeline", "tests", "params.yaml", "pyproject.toml")):
-        digest.update(str(path.relative_to(dst)).encode() + path.read_bytes())
+    # Verdicts carry over between runs (one module at a time) only for the very same package: mutmut
+    # does not refresh every copied file in mutants/, so a changed package starts afresh. Changed
+    # tests keep the verdicts (tests are added to kill survivors) and the survivors are re-run.
+    def digest(top: tuple[str, ...]) -> str:
+        h = hashlib.sha256()
+        for path in sorted(p for p in dst.rglob("*") if p.is_file() and p.parts[len(dst.parts)] in top):
+            h.update(str(path.relative_to(dst)).encode() + path.read_bytes())
+        return h.hexdigest()
+
+    package, tests = digest(("m2m_pipeline", "params.yaml", "pyproject.toml")), digest(("tests",))
     stamp = dst / "CONTENT_SHA256"
-    if not stamp.exists() or stamp.read_text().strip() != digest.hexdigest():
+    old = stamp.read_text().split() if stamp.exists() else []
+    if fresh or len(old) != 2 or old[0] != package:
         shutil.rmtree(dst / "mutants", ignore_errors=True)
-        stamp.write_text(digest.hexdigest() + "\n")
+    elif old[1] != tests:
+        (dst / "TESTS_CHANGED").write_text("1\n")
+    stamp.write_text(f"{package} {tests}\n")
     return source
 
 
@@ -127,7 +134,8 @@ def rerun_survivors(workdir: Path, test_files: list[str], max_children: int, thr
     for rel in test_files:
         for base in (workdir, workdir / "mutants"):
             shutil.copy2(ROOT / rel, base / rel)
-    survivors = [n for n, s in read_results(workdir).items() if s == "survived"]
+    # survivors, and mutants no test reached before (new tests may reach them)
+    survivors = [n for n, s in read_results(workdir).items() if s in ("survived", "no tests")]
     log(f"re-running {len(survivors)} surviving mutants with the work tree's {', '.join(test_files)}")
     if not survivors:
         return 0.0
@@ -137,8 +145,9 @@ def rerun_survivors(workdir: Path, test_files: list[str], max_children: int, thr
     proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *survivors],
                           cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log("\n".join(proc.stdout.strip().splitlines()[-3:]))
-    with open(workdir / "SOURCE", "a") as fh:
-        fh.write(f"survivors re-run with the work tree's {', '.join(test_files)}\n")
+    if test_files:
+        with open(workdir / "SOURCE", "a") as fh:
+            fh.write(f"survivors re-run with the work tree's {', '.join(test_files)}\n")
     return time.perf_counter() - start
 
 
@@ -212,7 +221,7 @@ def render(results: dict[str, str], equivalent: dict[str, str], workdir: Path, *
     tot = Counter()
     for mod in MODULES:
         c = by_module.get(mod, Counter())
-        c.pop("not run", None)
+        not_run = c.pop("not run", 0)
         if not c:
             lines.append(f"| {mod} | - | - | - | - | - | not run |")
             continue
@@ -220,6 +229,8 @@ def render(results: dict[str, str], equivalent: dict[str, str], workdir: Path, *
         n = sum(c.values())
         tested = c["killed"] + c["survived"]
         score = f"{100 * c['killed'] / tested:.1f}%" if tested else "-"
+        if not_run:
+            score += f" (partial: {not_run} of {n + not_run} not run)"
         lines.append(f"| {mod} | {n} | {c['killed']} | {c['survived']} | {c['equivalent']} | {other} | {score} |")
         tot.update(c)
         tot["n"] += n
@@ -298,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true", help="only rewrite docs/testing.md from the last results")
     ap.add_argument("--rerun-survivors", nargs="+", metavar="TEST_FILE", default=None,
                     help="lay these work-tree test files over the last run's copy and re-run its survivors only")
+    ap.add_argument("--fresh", action="store_true", help="drop the verdicts of earlier runs")
     ap.add_argument("--no-doc", action="store_true", help="print the report instead of writing docs/testing.md")
     args = ap.parse_args(argv)
 
@@ -307,12 +319,18 @@ def main(argv: list[str] | None = None) -> int:
     source_file = args.workdir / "SOURCE"
     source = "; ".join(source_file.read_text().strip().splitlines()) if source_file.exists() else "unknown"
     if args.rerun_survivors:
+        for rel in args.rerun_survivors:
+            shutil.copy2(ROOT / rel, args.workdir / rel)
+        tests_seconds, failing, durations = baseline_run(args.workdir, args.threads)
+        print(f"baseline: the selected tests take {tests_seconds:.1f} s without mutation\n{durations}", flush=True)
+        if failing:
+            raise SystemExit(f"error: tests fail before any mutation: {' '.join(failing)}")
         seconds = rerun_survivors(args.workdir, args.rerun_survivors, args.max_children, args.threads,
                                   lambda s: print(s, flush=True))
         source = "; ".join(source_file.read_text().strip().splitlines())
         modules = []
     elif not args.report_only:
-        source = copy_tree(ROOT, args.workdir, args.ref, args.overlay)
+        source = copy_tree(ROOT, args.workdir, args.ref, args.overlay, args.fresh)
         (args.workdir / "SOURCE").write_text(source + "\n")
         tests_seconds, failing, durations = baseline_run(args.workdir, args.threads)
         print(f"baseline: the selected tests take {tests_seconds:.1f} s without mutation\n{durations}", flush=True)
@@ -321,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
             deselect(args.workdir, failing)
         (args.workdir / "DESELECTED").write_text("\n".join(failing) + "\n")
         seconds = run_mutmut(args.workdir, modules, args.max_children, args.threads, lambda s: print(s, flush=True))
+        if (args.workdir / "TESTS_CHANGED").exists():  # earlier survivors, against the new tests
+            seconds += rerun_survivors(args.workdir, [], args.max_children, args.threads, lambda s: print(s, flush=True))
+            (args.workdir / "TESTS_CHANGED").unlink()
     results = read_results(args.workdir)
     doc = DOC.read_text() if DOC.exists() else ""
     block = render(results, equivalent_reasons(doc), args.workdir, command=command, source=source, seconds=seconds,

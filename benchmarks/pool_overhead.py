@@ -35,7 +35,8 @@ from m2m_pipeline.datasets import create_dataset
 from m2m_pipeline.plan import make_plan
 from m2m_pipeline.pools import TranslationConfig, draw_slots, generate_pool, make_translator, translate_rows
 from m2m_pipeline.pools.reuse import Swap, load_swaps
-from m2m_pipeline.training import Preset, load_checkpoint, model_from_checkpoint, pretrain_g, warm_f
+from m2m_pipeline.jobs.train import pretrain_g, warm_f
+from m2m_pipeline.training import Preset, load_checkpoint, model_from_checkpoint
 from m2m_pipeline.training.loop import batch_inputs
 
 
@@ -154,7 +155,8 @@ def main() -> None:
         n_attempts = int(plan.attempt.sum())
         result = {"in_memory_s": in_memory, "with_pool_s": with_pool, "ratio": with_pool / in_memory,
                   "dataset": data.name, "attempts": n_attempts, "accepted": accepted, "repeats": args.repeats,
-                  "times": times, "size": size, "noise_us_per_row": noise, "threads": args.threads, "load_avg": os.getloadavg(),
+                  "times": times, "size": size, "noise_us_per_row": noise, "threads": args.threads,
+                  "load_avg": os.getloadavg(),
                   "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         print(f"{data.name}: {n_attempts} attempts, {accepted} accepted; epoch in memory {in_memory:.2f} s, "

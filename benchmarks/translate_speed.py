@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_translate import BatchDraws, translate_batch  # noqa: E402
 
 from m2m_pipeline.models import create_model  # noqa: E402
-from m2m_pipeline.models.folding import fold_batchnorm, foldable, frozen, has_batchnorm  # noqa: E402
+from m2m_pipeline.models.folding import fold_batchnorm, foldable, frozen  # noqa: E402
 from m2m_pipeline.translate import M2mTranslator, translation_steps  # noqa: E402
 
 MODELS = {
@@ -144,14 +144,13 @@ def technique_variants(g, f, shape, with_compile: bool) -> dict:
            "plain": (g, f, torch.contiguous_format), "frozen": (g, f, "frozen")}
     if foldable(g):
         gf, ff = fold_batchnorm(g), fold_batchnorm(f)
-        what = "bn_folded" if has_batchnorm(g) else "normalisation_folded"
-        out[f"frozen+{what}"] = (gf, ff, torch.contiguous_format)
+        out["frozen+bn_folded"] = (gf, ff, torch.contiguous_format)
         if len(shape) == 3:
             out["frozen+bn_folded+channels_last"] = (copy.deepcopy(gf).to(memory_format=torch.channels_last),
                                                     copy.deepcopy(ff).to(memory_format=torch.channels_last),
                                                     torch.channels_last)
     if with_compile:
-        base = out.get("frozen+bn_folded", out.get("frozen+normalisation_folded", (g, f, None)))
+        base = out.get("frozen+bn_folded", (g, f, None))
         out["frozen+bn_folded+compile"] = (torch.compile(base[0]), torch.compile(base[1]), torch.contiguous_format)
     return out
 

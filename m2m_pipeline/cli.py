@@ -223,7 +223,9 @@ def train_f_cmd(dataset: Optional[str] = DatasetOpt,
                         g_path=p["runs"] / _run("g", s) / "best.pt", g2_path=p["runs"] / _run("ERM", s) / "best.pt",
                         m2m=m2m_config(params, name), pools_dir=pools_dir, reused_pools=reused,
                         method_params=(params.get("ablation_params") or {}).get(method),
-                        options=fit_options(params))
+                        options=fit_options(params),
+                        workers=(params.get("translate") or {}).get("workers") or None,
+                        scheduler=(params.get("translate") or {}).get("scheduler") or None)
     typer.echo(f"{method}: best val bACC {res.best_val_bacc:.1f} at epoch {res.best_epoch}; {res.last_path}")
 
 

@@ -72,6 +72,7 @@ def train_method(data: PreparedData, preset: Preset, *, method: str, seed: int, 
                  g2_path: str | Path | None = None, m2m: TranslationConfig | None = None,
                  pools_dir: str | Path | None = None, reused_pools: str | Path | None = None,
                  method_params: Mapping[str, Any] | None = None, options: FitOptions | None = None,
+                 workers: int | None = None, scheduler: str | None = None,
                  device=None, progress: bool = True) -> FitResult:
     """Train f with any registered method: a baseline (``jobs.train``), a translating method writing
     its pools under ``pools_dir`` (``jobs.m2m``) or an ablation re-deciding another run's pools
@@ -88,7 +89,7 @@ def train_method(data: PreparedData, preset: Preset, *, method: str, seed: int, 
             raise M2mError(f"{method} translates: it needs the m2m parameters and a pools folder")
         return train_m2m(data, preset, method=method, seed=seed, out_dir=out_dir, pools_dir=pools_dir, m2m=m2m,
                          g_path=g_path, g2_path=g2_path, warm_dir=warm_dir, method_params=method_params,
-                         options=options, device=device, progress=progress)
+                         options=options, workers=workers, scheduler=scheduler, device=device, progress=progress)
     return train_f(data, preset, method=method, seed=seed, out_dir=out_dir, warm_dir=warm_dir, options=options,
                    device=device, progress=progress)
 

@@ -7,6 +7,7 @@ Pool arrays carry dimension names, so ``xarray.open_zarr`` and ``dask.array.from
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -33,7 +34,7 @@ def _dims(kind: str, ndim: int) -> list[str]:
 
 
 def _create(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: Any, *, rows_per_chunk: int,
-            rows_per_shard: int, dims: list[str]) -> zarr.Array:
+            rows_per_shard: int, dims: list[str], attributes: dict[str, Any] | None = None) -> zarr.Array:
     """An array chunked along its first axis: ``rows_per_chunk`` rows a chunk (what a reader reads
     at once), ``rows_per_shard`` rows a shard file (what one writer task writes)."""
     rows_per_chunk = max(1, min(rows_per_chunk, rows_per_shard))
@@ -41,7 +42,7 @@ def _create(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: Any, *,
     rest = tuple(int(s) for s in shape[1:])
     return group.create_array(name, shape=tuple(int(s) for s in shape), dtype=dtype,
                               chunks=(rows_per_chunk, *rest), shards=(rows_per_shard, *rest),
-                              dimension_names=dims, fill_value=0)
+                              dimension_names=dims, fill_value=0, attributes=attributes)
 
 
 def _store_root(group: zarr.Group) -> Path:
@@ -252,6 +253,27 @@ def _clean_stale_tmp(folder: Path, prefix: str = "") -> None:
             p.unlink(missing_ok=True)
 
 
+@functools.lru_cache(maxsize=4)
+def _pool_arrays(work: str, resume_key: str) -> dict[str, zarr.Array]:
+    """The row arrays of the pool being built in ``work``, opened once per process and build
+    (``resume_key`` tells two builds in the same folder apart): each open reads metadata."""
+    root = zarr.open_group(work, mode="r+")
+    return {name: root[name] for name in POOL_ROW_ARRAYS}
+
+
+def _write_together(writes: dict[str, tuple[zarr.Array, slice, np.ndarray]]) -> None:
+    """Write several arrays' regions concurrently in one round trip to zarr's event loop, instead
+    of one blocking call per array."""
+    import asyncio
+
+    from zarr.core.sync import sync
+
+    async def write_all() -> None:
+        await asyncio.gather(*(arr._async_array.setitem(sel, value) for arr, sel, value in writes.values()))
+
+    sync(write_all())
+
+
 RESUME_FILE = ".resume.json"   # in a pool being built: what it is being built from
 SHARD_RECORDS = ".shards"      # in a pool being built: one commit record per finished row shard
 
@@ -266,7 +288,8 @@ def write_pool_shard(work: str | Path, index: int, rows: dict[str, np.ndarray],
     written last and atomically, so a shard counts as done only once all its arrays are.
     """
     work = Path(work)
-    job = json.loads((work / RESUME_FILE).read_text())
+    key = (work / RESUME_FILE).read_text()
+    job = json.loads(key)
     shard_rows, n_rows = int(job["shard_rows"]), int(job["n_rows"])
     start = int(index) * shard_rows
     n = len(rows["slot"])
@@ -275,11 +298,10 @@ def write_pool_shard(work: str | Path, index: int, rows: dict[str, np.ndarray],
     missing = set(POOL_ROW_ARRAYS) - set(rows)
     if missing:
         raise ValueError(f"pool rows miss arrays {sorted(missing)}")
-    root = zarr.open_group(str(work), mode="r+")
+    arrays = _pool_arrays(str(work), key)
     for name in POOL_ROW_ARRAYS:
-        arr = root[name]
-        (work / name / _shard_key(index, arr.ndim)).unlink(missing_ok=True)
-        arr[start:start + n] = rows[name]
+        (work / name / _shard_key(index, arrays[name].ndim)).unlink(missing_ok=True)
+    _write_together({name: (arrays[name], slice(start, start + n), rows[name]) for name in POOL_ROW_ARRAYS})
     record = json.dumps({"rows": n, "reasons": reasons or {}}).encode()
     atomic_write_bytes(work / SHARD_RECORDS / f"{int(index)}.json", record)
 
@@ -371,10 +393,10 @@ class PoolWriter:
         for name, (shape, dtype) in spec.items():
             dims = _dims(self.input_kind, len(shape)) if name == "x_delta" else (
                 ["sample", "aug_param"] if name == "seed_aug" else ["sample"])
+            # attributes at creation: one metadata write per array (each later update is another)
+            attributes = {"long_name": POOL_ARRAY_DOCS[name], **(_reason_flags() if name == "reason" else {})}
             self.arrays[name] = _create(self.root, name, shape, dtype, rows_per_chunk=self.rows_per_chunk,
-                                        rows_per_shard=self.rows_per_shard, dims=dims)
-            self.arrays[name].attrs["long_name"] = POOL_ARRAY_DOCS[name]
-        self.arrays["reason"].attrs.update(_reason_flags())
+                                        rows_per_shard=self.rows_per_shard, dims=dims, attributes=attributes)
         (self.work / SHARD_RECORDS).mkdir()
         # Written last: only a fully created pool can be resumed.
         atomic_write_bytes(self.work / RESUME_FILE, json.dumps(key).encode())
@@ -409,11 +431,11 @@ class PoolWriter:
         for name, arr, dims in (("order", order.astype(np.int64), ["slot"]),
                                 ("attempt", attempt.astype(np.bool_), ["slot"]),
                                 ("aug", aug.astype(np.int16), ["slot", "aug_param"])):
+            long_name = {"order": "training-set row of each slot", "attempt": "slot is a translation attempt",
+                         "aug": "(dy, dx, flip) of each slot"}[name]
             a = _create(grp, name, arr.shape, arr.dtype, rows_per_chunk=max(1, min(n, 65536)),
-                        rows_per_shard=max(1, n), dims=dims)
+                        rows_per_shard=max(1, n), dims=dims, attributes={"long_name": long_name})
             a[...] = arr
-            a.attrs["long_name"] = {"order": "training-set row of each slot", "attempt": "slot is a translation attempt",
-                                    "aug": "(dy, dx, flip) of each slot"}[name]
         atomic_write_bytes(self.work / "plan" / ".written", b"")
 
     def write_shard(self, index: int, rows: dict[str, np.ndarray], reasons: dict[str, int] | None = None) -> None:
@@ -437,9 +459,9 @@ class PoolWriter:
         (self.work / RESUME_FILE).unlink(missing_ok=True)
         (self.work / "plan" / ".written").unlink(missing_ok=True)
         self._write_classes(attrs)
-        self.root.attrs.update(json.loads(json.dumps(attrs, default=str)))
-        self.root.attrs.update({"kind": "m2m-pool", "format_version": POOL_FORMAT_VERSION, "n_rows": self.n_rows})
-        self.root.attrs["manifest"] = file_manifest(_store_root(self.root))   # what check_integrity expects
+        self.root.attrs.update({**json.loads(json.dumps(attrs, default=str)), "kind": "m2m-pool",
+                                "format_version": POOL_FORMAT_VERSION, "n_rows": self.n_rows,
+                                "manifest": file_manifest(_store_root(self.root))})   # what check_integrity expects
         self.root.attrs["complete"] = True  # last: the marker readers check
         self._finished = True
 

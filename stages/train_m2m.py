@@ -30,7 +30,10 @@ def work(args, params):
                   out_dir=args.out, pools_dir=args.pools, m2m=m2m_config(params, dataset), g_path=args.g,
                   g2_path=args.g2, warm_dir=warm,
                   method_params=(params.get("ablation_params") or {}).get(args.method),
-                  options=fit_options(params), history=args.history)
+                  options=fit_options(params), history=args.history,
+                  # where translation runs (params `translate`): the pools do not depend on it
+                  workers=(params.get("translate") or {}).get("workers") or None,
+                  scheduler=(params.get("translate") or {}).get("scheduler") or None)
     if args.metrics:
         run_evaluate(args.prepared, args.out, method=args.method, out=args.metrics, seed=args.seed)
 

@@ -45,23 +45,35 @@ def test_local_threads_keep_workers_times_threads_within_cores():
         local_threads(3, cores=2)
 
 
-@pytest.mark.slow
-def test_one_and_two_dask_workers_give_identical_pools(tmp_path, trained, digits):
+def _pool_rows_by(tmp_path, trained, digits, name, **where):
     gc, fc = _ckpts(trained)
-    g, f = model_from_checkpoint(gc), model_from_checkpoint(fc)
-    cfg = TranslationConfig(**CFG)
-    plan = _plan(digits)
-    configs = (gc["config"], fc["config"])
-    one = generate_pool(g=g, f=f, data=digits, plan=plan, cfg=cfg, seed=0, out=tmp_path / "one", workers=1,
-                        model_configs=configs)
-    two = generate_pool(g=g, f=f, data=digits, plan=plan, cfg=cfg, seed=0, out=tmp_path / "two", workers=2,
-                        model_configs=configs)
-    here = generate_pool(g=g, f=f, data=digits, plan=plan, cfg=cfg, seed=0, out=tmp_path / "here")
-    assert one.n_attempts == two.n_attempts > 8 * 32 and one.reasons == two.reasons == here.reasons
-    a, b, c = (open_pool(p.path).rows() for p in (one, two, here))
+    s = generate_pool(g=model_from_checkpoint(gc), f=model_from_checkpoint(fc), data=digits, plan=_plan(digits),
+                      cfg=TranslationConfig(**CFG), seed=0, out=tmp_path / name,
+                      model_configs=(gc["config"], fc["config"]), **where)
+    return s, open_pool(s.path).rows()
+
+
+def test_two_dask_workers_give_the_pool_of_one_process(tmp_path, trained, digits):
+    """A real LocalCluster of 2 worker processes (1 torch thread each) against this process on
+    all the cores, as one worker runs (the same shard task, the same threads)."""
+    torch.set_num_threads(local_threads(1))
+    try:
+        one, a = _pool_rows_by(tmp_path, trained, digits, "one")
+    finally:
+        torch.set_num_threads(1)
+    two, b = _pool_rows_by(tmp_path, trained, digits, "two", workers=2)
+    assert one.n_attempts == two.n_attempts > 8 * 32 and one.reasons == two.reasons
     for name in POOL_ROW_ARRAYS:
         assert np.array_equal(a[name], b[name], equal_nan=True), name
-        assert np.array_equal(a[name], c[name], equal_nan=True), name
+
+
+@pytest.mark.slow
+def test_one_and_two_dask_workers_give_identical_pools(tmp_path, trained, digits):
+    one, a = _pool_rows_by(tmp_path, trained, digits, "one", workers=1)
+    two, b = _pool_rows_by(tmp_path, trained, digits, "two", workers=2)
+    assert one.n_attempts == two.n_attempts > 8 * 32 and one.reasons == two.reasons
+    for name in POOL_ROW_ARRAYS:
+        assert np.array_equal(a[name], b[name], equal_nan=True), name
 
 
 def test_distributed_translation_needs_model_configs(tmp_path, trained, digits):
@@ -88,11 +100,11 @@ CHILD = textwrap.dedent("""
     f = model_from_checkpoint(load_checkpoint(trained / "warm" / "last.pt"))
     plan = make_plan(digits.train.y, digits.class_counts, seed=0, epoch=2, order="balanced", attempts=True,
                      augment=digits.augment, batch_size=64)
-    slow = generate_mod.translate_shard
-    def translate_shard(*args, **kwargs):
+    slow = generate_mod.translate_rows
+    def translate_rows(*args, **kwargs):
         time.sleep(0.3)
         return slow(*args, **kwargs)
-    generate_mod.translate_shard = translate_shard
+    generate_mod.translate_rows = translate_rows
     generate_pool(g=g, f=f, data=digits, plan=plan, cfg=TranslationConfig(**%r), seed=0, out=out)
 """ % CFG)
 
@@ -122,18 +134,18 @@ def test_sigkilled_generate_resumes_to_a_byte_identical_pool(tmp_path, trained, 
     gc, fc = _ckpts(trained)
     g, f = model_from_checkpoint(gc), model_from_checkpoint(fc)
     translated = []
-    real = generate_mod.translate_shard
+    real = generate_mod.translate_rows
 
     def counting(*args, **kwargs):
-        translated.append(args[4])
+        translated.append(args[4].start // CFG["rows_per_shard"])   # the shard's row slice
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(generate_mod, "translate_shard", counting)
+    monkeypatch.setattr(generate_mod, "translate_rows", counting)
     torch.set_num_threads(1)
     resumed = generate_pool(g=g, f=f, data=digits, plan=_plan(digits), cfg=TranslationConfig(**CFG), seed=0, out=out)
     n_shards = -(-resumed.n_attempts // CFG["rows_per_shard"])
     assert sorted(translated) == list(range(committed, n_shards))  # committed shards are kept
-    monkeypatch.setattr(generate_mod, "translate_shard", real)
+    monkeypatch.setattr(generate_mod, "translate_rows", real)
     whole = generate_pool(g=g, f=f, data=digits, plan=_plan(digits), cfg=TranslationConfig(**CFG), seed=0,
                           out=tmp_path / "whole")
     assert resumed.reasons == whole.reasons
@@ -147,7 +159,7 @@ def test_complete_pool_of_the_same_job_is_kept_and_another_job_rewrites(tmp_path
     cfg = TranslationConfig(**CFG)
     first = generate_pool(g=g, f=f, data=digits, plan=_plan(digits), cfg=cfg, seed=0, out=tmp_path / "p")
     before = _files(first.path)
-    monkeypatch.setattr(generate_mod, "translate_shard", lambda *a, **k: pytest.fail("translated again"))
+    monkeypatch.setattr(generate_mod, "translate_rows", lambda *a, **k: pytest.fail("translated again"))
     again = generate_pool(g=g, f=f, data=digits, plan=_plan(digits), cfg=cfg, seed=0, out=tmp_path / "p")
     assert again.reasons == first.reasons and _files(first.path) == before
     monkeypatch.undo()

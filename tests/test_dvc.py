@@ -49,7 +49,11 @@ def test_repro_twice_is_a_no_op(tmp_path):
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout.lower()
     shown = _dvc(["metrics", "show"], tmp_path)
-    assert shown.returncode == 0 and "M2m-seed0.json" in shown.stdout
+    assert shown.returncode == 0 and "summary-digits.json" in shown.stdout   # one flat summary per dataset
+    for method in ("M2m-Clean", "M2m-Rand"):   # the default ablations, from M2m's pools
+        metrics = json.loads((tmp_path / "metrics" / "digits" / f"{method}-seed0.json").read_text())
+        assert 0 <= metrics["best_val"]["test"]["bacc"] <= 100
+    assert (tmp_path / "reports" / "digits" / "ablations.md").is_file()
 
 
 # -- deps and params keyed so that an edit re-runs exactly what it can change ------------------------

@@ -89,16 +89,9 @@ def test_inference_copy_folds_batchnorm_exactly_and_tracks_weight_updates():
     assert refreshed is not fast
     with torch.no_grad():
         torch.testing.assert_close(refreshed(x), net(x), rtol=1e-4, atol=1e-4 * want.abs().max().item())
-    # the MLP: the input normalisation folds into the first linear layer (no padding: exact)
     mlp = create_model("mlp", input_shape=(5,), num_classes=3, mean=[0.3], std=[0.2])
-    fast_mlp = inference_copy(mlp)
-    assert isinstance(fast_mlp.normalize, nn.Identity) and not isinstance(mlp.normalize, nn.Identity)
-    v = torch.randn(6, 5)
-    with torch.no_grad():
-        torch.testing.assert_close(fast_mlp(v), mlp(v), rtol=1e-5, atol=1e-5)
+    assert inference_copy(mlp) is mlp                                        # no BN: nothing to fold
     small = create_model("small_cnn", input_shape=(1, 8, 8), num_classes=3, mean=[0.0], std=[1.0])
-    no_bn = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
-    assert inference_copy(no_bn) is no_bn                                    # nothing to fold
     assert inference_copy(small) is not small
     with frozen(mlp):
         assert not any(p.requires_grad for p in mlp.parameters())

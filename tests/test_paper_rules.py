@@ -5,6 +5,7 @@ authors' release where the paper is silent) and states the expected number, work
 in the comment next to it, never a value the code under test returned.
 """
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -79,12 +80,17 @@ def test_metrics_with_every_class_recalled():
 
 
 def test_major_is_nan_when_no_majority_class_is_in_the_test_split():
-    # Major = {0} (60 of 100); the test split holds only classes 1 and 2 (recalls 1 and 0).
-    m = balanced_metrics(np.array([1, 1, 2]), np.array([1, 1, 1]), np.array([60, 30, 10]))
+    # Major = {0} (60 of 100); the test split holds only classes 1 and 2 (recalls 1 and 0). An absent
+    # group is NaN without numpy's "mean of empty slice" warning (warnings are errors here).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = balanced_metrics(np.array([1, 1, 2]), np.array([1, 1, 1]), np.array([60, 30, 10]))
     assert np.isnan(m["major"]) and m["minor"] == pytest.approx(50.0)
     assert m["bacc"] == pytest.approx(50.0)
     # and the other way round: only the majority class is present
-    m = balanced_metrics(np.array([0, 0]), np.array([0, 1]), np.array([60, 30, 10]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = balanced_metrics(np.array([0, 0]), np.array([0, 1]), np.array([60, 30, 10]))
     assert m["major"] == pytest.approx(50.0) and np.isnan(m["minor"])
 
 
@@ -166,6 +172,10 @@ def test_preset_boundaries():
     d = p.to_dict()
     assert d["milestones"] == [2, 2, 5] and d["epochs"] == 9 and d["lr"] == 0.1 and d["warmup_epochs"] == 5
     assert Preset.from_params(d, "x") == p
+    with pytest.raises(M2mError, match=r"preset 'x': unknown key\(s\) \['bogus'\]"):
+        Preset.from_params({**d, "bogus": 1}, "x")
+    with pytest.raises(M2mError, match="preset '': unknown key"):   # no name given
+        Preset.from_params({**d, "bogus": 1})
 
 
 # -- the plan's augmentation draws (Sec. 3.1: random crop after zero padding, horizontal flip) ----
@@ -185,7 +195,18 @@ def test_augment_draws_cover_every_crop_offset_and_flip():
     assert not draw_augment(rng, 5, {}).any()
     flip_only = draw_augment(rng, 400, {"flip": True})
     assert not flip_only[:, :2].any() and set(np.unique(flip_only[:, 2])) == {0, 1}
-    assert draw_augment(rng, 4, {"crop_pad": 3}).dtype == np.int16
+    crop_only = draw_augment(rng, 400, {"crop_pad": 3})
+    assert crop_only.dtype == np.int16 and not crop_only[:, 2].any()      # no flip without "flip"
+    assert set(np.unique(crop_only[:, :2])) == set(range(7))
+
+
+def test_augment_draws_change_with_the_epoch():
+    # each epoch draws fresh crops and flips (the same for the same (seed, epoch))
+    labels = np.repeat([0, 1], [30, 10])
+    plans = [make_plan(labels, np.array([30, 10]), seed=5, epoch=e, order="shuffle", attempts=False,
+                       augment={"crop_pad": 2, "flip": True}, batch_size=8) for e in (0, 1, 0)]
+    assert not np.array_equal(plans[0].aug, plans[1].aug)
+    assert np.array_equal(plans[0].aug, plans[2].aug)
 
 
 def test_apply_augment_crops_the_padded_image_and_flips():
@@ -201,6 +222,9 @@ def test_apply_augment_crops_the_padded_image_and_flips():
     assert out[1, 0].tolist() == [[0, 0, 0], [0, 1, 2], [0, 4, 5]]
     # (2, 1) then flipped: shifted up by one, mirrored left-right
     assert out[2, 0].tolist() == [[6, 5, 4], [9, 8, 7], [0, 0, 0]]
+    # a flip-only recipe flips without cropping (no padding, offsets 0)
+    flipped = apply_augment(x[:2], np.array([[0, 0, 1], [0, 0, 0]], dtype=np.int16), {"flip": True})
+    assert flipped[0, 0].tolist() == [[3, 2, 1], [6, 5, 4], [9, 8, 7]] and np.array_equal(flipped[1], x[1])
     # vectors and an empty recipe pass through unchanged
     v = np.ones((2, 4), dtype=np.float32)
     assert apply_augment(v, aug[:2], {"crop_pad": 1}) is v
@@ -265,11 +289,48 @@ def test_both_terms_together_follow_the_sum_of_their_gradients():
     # g as above (target 1) plus lambda * f_0 with f_0 = x_2 and lambda = 1: at x0 = 0 the CE
     # gradient is p_0 (1, -1) = (0.5, -0.5), the f term adds (0, 1): total (0.5, 0.5), one step of 0.1
     # along -(1, 1)/sqrt(2).
+    # Two identical rows: the loss is a sum over rows, so each row's step is the same as alone.
     g = _linear([[1.0, 0.0], [0.0, 1.0]])
     f = _linear([[0.0, 1.0], [0.0, 0.0]])
-    x = translation_steps(g, f, torch.zeros(1, 2), torch.ones(1, dtype=torch.long), torch.zeros(1, dtype=torch.long),
+    x = translation_steps(g, f, torch.zeros(2, 2), torch.ones(2, dtype=torch.long), torch.zeros(2, dtype=torch.long),
                           steps=1, step_size=0.1, lam=1.0, input_range=None)
-    np.testing.assert_allclose(x.numpy(), [[-0.1 / np.sqrt(2), -0.1 / np.sqrt(2)]], atol=1e-6)
+    np.testing.assert_allclose(x.numpy(), [[-0.1 / np.sqrt(2), -0.1 / np.sqrt(2)]] * 2, atol=1e-6)
+
+
+def _steps_by_hand(g, f, x, target, seed_class, steps, eta, lam):
+    """Eq. (2)'s normalised gradient steps written out with the full models, as a reference."""
+    for _ in range(steps):
+        x = x.detach().requires_grad_(True)
+        loss = nn.functional.cross_entropy(g(x), target, reduction="sum")
+        loss = loss + lam * f(x)[torch.arange(len(x)), seed_class].sum()
+        (grad,) = torch.autograd.grad(loss, x)
+        x = x - eta * grad / grad.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    return x.detach()
+
+
+@pytest.mark.parametrize("lam,f_norm", [(0.0, (0.3, 0.2)), (0.5, (0.3, 0.2)), (1.0, (0.3, 0.2)),
+                                        (0.5, (0.3, 0.4)), (0.5, (0.1, 0.2)), (0.5, None), (0.5, "g_identity")])
+def test_translation_of_real_models_matches_eq2_by_hand(lam, f_norm):
+    # g and f built like the pipeline's (an input normalisation, then the network): the translation
+    # may share the normalisation between them when it is the same map, but must take the very
+    # steps of eq. (2) also when f normalises differently or has no normalisation of its own.
+    from m2m_pipeline.models import create_model
+
+    torch.manual_seed(0)
+    g = create_model("mlp", input_shape=(1, 4, 4), num_classes=3, mean=[0.3], std=[0.2], hidden=8).eval()
+    if f_norm is None:
+        f = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
+    elif f_norm == "g_identity":  # g without normalisation (an identity), f with its own
+        f = create_model("mlp", input_shape=(1, 4, 4), num_classes=3, mean=[0.3], std=[0.2], hidden=8).eval()
+        g.normalize = nn.Identity()
+    else:
+        f = create_model("mlp", input_shape=(1, 4, 4), num_classes=3, mean=[f_norm[0]], std=[f_norm[1]],
+                         hidden=8).eval()
+    x0 = torch.rand(4, 1, 4, 4)
+    target, seed_class = torch.tensor([2, 2, 1, 2]), torch.tensor([0, 1, 0, 0])
+    x = translation_steps(g, f, x0, target, seed_class, steps=3, step_size=0.1, lam=lam, input_range=None)
+    np.testing.assert_allclose(x.numpy(), _steps_by_hand(g, f, x0, target, seed_class, 3, 0.1, lam).numpy(),
+                               atol=1e-5)
 
 
 def test_translation_clamps_to_the_input_range_after_each_step():
@@ -323,9 +384,11 @@ def test_reason_priority_non_finite_then_gamma_then_beta():
 
 def test_reason_codes_are_uint8_and_masks_may_be_zero_one():
     # the pool stores uint8 codes; 0/1 integer masks (as read back from a store) mean False/True
-    reason = decide(finite=[1, 1, 1, 0], confident=[1, 1, 0, 1], beta_ok=[1, 0, 1, 1], in_range=[1, 1, 1, 1])
+    reason = decide(finite=[1, 1, 1, 1, 0], confident=[0, 1, 1, 1, 1], beta_ok=[1, 1, 0, 1, 1],
+                    in_range=[1, 0, 1, 1, 1])
     assert reason.dtype == np.uint8
-    assert reason.tolist() == [REASONS["accepted"], REASONS["beta"], REASONS["gamma"], REASONS["non_finite"]]
+    assert reason.tolist() == [REASONS["gamma"], REASONS["out_of_range"], REASONS["beta"], REASONS["accepted"],
+                               REASONS["non_finite"]]
     assert decide(finite=[1, 1], confident=[1, 1], beta_ok=[1, 1], in_range=[0, 1]).tolist() == [
         REASONS["out_of_range"], REASONS["accepted"]]
 
@@ -399,6 +462,43 @@ def test_translator_start_point_is_clamped_and_out_of_range_rows_rejected():
     assert np.isnan(t.accept_rate_)
 
 
+def test_translator_clamps_every_step_and_rejects_an_infinite_loss():
+    # g pushes x_1 up for target 0 (z = (x_1, -x_1)): from 0.95 two steps of 0.1 would reach 1.15,
+    # the clamp after each step holds it at 1.0
+    g = _linear([[1.0, 0.0], [-1.0, 0.0]])
+    t = M2mTranslator(steps=2, step_size=0.1, lam=0.0, gamma=0.0, gamma_on="prob", beta=0.5, input_range=(0.0, 1.0))
+    res = t.translate(g, g, torch.tensor([[0.95, 0.5]]), torch.zeros(1, dtype=torch.long), torch.ones(1, dtype=torch.long),
+                      class_counts=[1, 100], noise=torch.zeros(1, 2), u_beta=torch.zeros(1))
+    np.testing.assert_allclose(res.x.numpy(), [[1.0, 0.5]], atol=1e-7)
+    # logits (3e38, -3e38) for target 1: x* and softmax_k = 0 are finite, but the cross entropy
+    # 6e38 overflows float32 to inf, so the row is non_finite, never accepted (here gamma 0 would keep it)
+    big = _linear([[3e38], [-3e38]])
+    t = M2mTranslator(steps=0, step_size=0.1, lam=0.0, gamma=0.0, gamma_on="prob", beta=0.5, input_range=None)
+    res = t.translate(big, big, torch.ones(1, 1), torch.ones(1, dtype=torch.long), torch.zeros(1, dtype=torch.long),
+                      class_counts=[100, 1], noise=torch.zeros(1, 1), u_beta=torch.zeros(1))
+    assert torch.isfinite(res.x).all() and torch.isfinite(res.prob_g).all() and torch.isinf(res.loss_g).all()
+    assert res.reason.tolist() == [REASONS["non_finite"]] and not res.accepted.any()
+
+
+def test_translator_reports_loss_and_probability_per_row():
+    # T = 0, g logits z = x (identity): row (0, 0) has CE log 2 and p = 1/2 for target 1; row (1, 0)
+    # has CE log(1 + e) = 1.31326 and p = 1 / (1 + e) = 0.26894
+    g = _linear([[1.0, 0.0], [0.0, 1.0]])
+    t = M2mTranslator(steps=0, step_size=0.1, lam=0.0, gamma=0.0, gamma_on="prob", beta=0.5, input_range=None)
+    res = t.translate(g, g, torch.tensor([[0.0, 0.0], [1.0, 0.0]]), torch.ones(2, dtype=torch.long),
+                      torch.zeros(2, dtype=torch.long), class_counts=[100, 1], noise=torch.zeros(2, 2),
+                      u_beta=torch.zeros(2))
+    np.testing.assert_allclose(res.loss_g.numpy(), [np.log(2), np.log(1 + np.e)], rtol=1e-6)
+    np.testing.assert_allclose(res.prob_g.numpy(), [0.5, 1 / (1 + np.e)], rtol=1e-6)
+    # a single row of a single value still gets the range test
+    t = M2mTranslator(steps=0, step_size=0.1, lam=0.0, gamma=0.0, gamma_on="prob", beta=0.5, input_range=None,
+                      max_abs=2.0)
+    res = t.translate(_linear([[1.0], [-1.0]]), _linear([[1.0], [-1.0]]), torch.tensor([[3.0]]),
+                      torch.ones(1, dtype=torch.long), torch.zeros(1, dtype=torch.long), class_counts=[100, 1],
+                      noise=torch.zeros(1, 1), u_beta=torch.zeros(1))
+    assert res.reason.tolist() == [REASONS["out_of_range"]]
+
+
 @pytest.mark.parametrize("kwargs", [dict(steps=0), dict(lam=0.0), dict(gamma=0.0), dict(gamma=1.0),
                                     dict(gamma_on="loss", gamma=0.0), dict(gamma_on="loss", gamma=50.0),
                                     dict(beta=1e-9), dict(beta=1 - 1e-9), dict(input_range=None),
@@ -418,6 +518,35 @@ def test_translator_accepts_parameters_on_the_valid_side_of_each_bound(kwargs):
 def test_translator_refuses_parameters_beyond_each_bound(kwargs, name):
     with pytest.raises(ValueError, match=name):
         M2mTranslator(**kwargs).check_params()
+
+
+def test_translator_defaults_are_sec_3_1():
+    # T = 10, eta = 0.1, lambda = 0.5, gamma = 0.9 (the release's prob rule), beta = 0.999, inputs in [0, 1]
+    assert M2mTranslator().get_params() == {"steps": 10, "step_size": 0.1, "lam": 0.5, "gamma": 0.9,
+                                            "gamma_on": "prob", "beta": 0.999, "input_range": [0.0, 1.0]}
+    assert M2mTranslator().max_abs is None
+
+
+def _call(**over):
+    g = FlatG([0.0, 0.0, 0.0]).eval()
+    args = dict(x0=torch.zeros(2, 2), target=torch.tensor([2, 2]), seed_class=torch.tensor([0, 1]),
+                class_counts=[100, 50, 10], noise=torch.zeros(2, 2), u_beta=torch.zeros(2))
+    args.update(over)
+    return M2mTranslator(steps=0, input_range=None).translate(g, g, args.pop("x0"), args.pop("target"),
+                                                              args.pop("seed_class"), **args)
+
+
+@pytest.mark.parametrize("over,match", [
+    (dict(target=torch.tensor([2, 2, 2])), "shape"), (dict(seed_class=torch.tensor([0])), "shape"),
+    (dict(u_beta=torch.zeros(3)), "shape"), (dict(noise=torch.zeros(2, 3)), "noise"),
+    (dict(target=torch.tensor([2, -1])), "target classes"), (dict(target=torch.tensor([2, 3])), "target classes"),
+    (dict(seed_class=torch.tensor([0, -1])), "seed classes"), (dict(seed_class=torch.tensor([0, 3])), "seed classes"),
+    (dict(class_counts=[100, 10, 10]), "larger"),   # seed class 1 has as many samples as target 2
+])
+def test_translator_refuses_inconsistent_inputs(over, match):
+    with pytest.raises(ValueError, match=match):
+        _call(**over)
+    _call()  # the unchanged call is valid
 
 
 def test_translator_parameters_round_trip():
@@ -494,6 +623,59 @@ def test_dataset_scope_seed_row_is_uniform_within_its_class(digits):
             ranks.append((np.searchsorted(members, idx) + 0.5) / len(members))
     ranks = np.array(ranks)
     assert abs(ranks.mean() - 0.5) <= 4 / np.sqrt(12 * len(ranks))
+
+
+@pytest.mark.parametrize("scope", ["batch", "dataset"])
+def test_seed_draws_carry_augmentation_and_respect_allowed_seeds(digits, scope):
+    from m2m_pipeline.pools.draws import seed_subset_mask
+
+    data = _augmented_digits(digits)
+    counts = data.class_counts
+    plan = make_plan(data.train.y, counts, seed=0, epoch=3, order="balanced", attempts=True, augment=data.augment,
+                     batch_size=64)
+    allowed = seed_subset_mask(data.train.y, len(counts), 5, seed=0)       # 5 seed rows per class
+    assert allowed.sum() == 5 * len(counts)
+    d = draw_slots(data, plan, TranslationConfig(seed_scope=scope, beta=0.99), seed=0, allowed_seeds=allowed)
+    ok = d.seed_index >= 0
+    assert ok.mean() > 0.5 and np.all(allowed[d.seed_index[ok]])
+    assert np.all(d.seed_class[~ok] == -1) and not d.seed_aug[~ok].any()
+    assert np.array_equal(d.target, data.train.y[plan.order[d.slot]])
+    if scope == "batch":
+        # x0 is the batch item as the batch holds it: the same row with the same augmentation
+        for s, idx, aug in zip(d.slot[ok], d.seed_index[ok], d.seed_aug[ok]):
+            batch = plan.batch_slots(int(s) // plan.batch_size)
+            same = batch[plan.order[batch] == idx]
+            assert any(np.array_equal(plan.aug[j], aug) for j in same)
+    else:
+        # its own augmentation draw: crops 0..2 and flips vary across seeds
+        assert set(np.unique(d.seed_aug[ok][:, :2])) == {0, 1, 2} and set(np.unique(d.seed_aug[ok][:, 2])) == {0, 1}
+    # u_beta: one uniform per attempt, in [0, 1)
+    assert d.u_beta.shape == d.slot.shape and np.all((d.u_beta >= 0) & (d.u_beta < 1))
+    # no allowed seed row at all: every attempt is no_seed
+    none = draw_slots(data, plan, TranslationConfig(seed_scope=scope, beta=0.99), seed=0,
+                      allowed_seeds=np.zeros(len(data.train.y), dtype=bool))
+    assert np.all(none.seed_index == -1) and np.all(none.seed_class == -1)
+
+
+def test_start_noise_has_the_radius_and_depends_only_on_the_slot():
+    from m2m_pipeline.pools.draws import start_noise, start_noise_batch
+
+    batch = start_noise_batch((1, 4, 4), 0.25, 7, 2, np.array([5, 0, 9]))
+    assert batch.shape == (3, 1, 4, 4) and batch.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(batch.reshape(3, -1), axis=1), 0.25, rtol=1e-5)
+    assert np.all(np.abs(batch) <= 0.25)
+    np.testing.assert_array_equal(batch[2], start_noise((1, 4, 4), 0.25, 7, 2, 9))   # same slot, alone
+    assert not np.array_equal(batch[0], batch[1])
+    assert not np.array_equal(start_noise((1, 4, 4), 0.25, 7, 3, 9), batch[2])       # another epoch
+    with pytest.raises(ValueError, match="non-negative"):
+        start_noise_batch((2,), 0.1, 0, 0, np.array([-1]))
+    from m2m_pipeline.pools.draws import seed_subset_mask
+
+    with pytest.raises(ValueError, match="subset size"):
+        seed_subset_mask(np.zeros(3, dtype=int), 1, 0, seed=0)
+    # Table 3's smallest "# Seeds": one seed row per class (a class of 1 keeps its row)
+    one = seed_subset_mask(np.array([0, 0, 0, 1, 2, 2]), 3, 1, seed=0)
+    assert [int(one[np.array([0, 0, 0, 1, 2, 2]) == k].sum()) for k in range(3)] == [1, 1, 1]
 
 
 # -- prepared dataset round trip (a recipe with augmentation) ------------------------------------

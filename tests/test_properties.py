@@ -95,7 +95,7 @@ def test_shuffle_plan_is_a_permutation_without_attempts(counts, seed, epoch):
     plan = make_plan(labels, np.array(counts), seed=seed, epoch=epoch, order="shuffle", attempts=False,
                      augment={"crop_pad": 2, "flip": True}, batch_size=7)
     assert np.array_equal(np.sort(plan.order), np.arange(len(labels)))
-    assert not plan.attempt.any()
+    assert plan.attempt.dtype == bool and not plan.attempt.any()
     assert plan.aug.shape == (len(labels), 3)
     assert np.all((plan.aug[:, :2] >= 0) & (plan.aug[:, :2] <= 4)) and set(np.unique(plan.aug[:, 2])) <= {0, 1}
 

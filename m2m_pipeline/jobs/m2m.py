@@ -64,9 +64,14 @@ def train_m2m(data: PreparedData, preset: Preset, *, method: str, seed: int, out
               pools_dir: str | Path, m2m: TranslationConfig, g_path: str | Path | None = None,
               g2_path: str | Path | None = None, warm_dir: str | Path | None = None,
               method_params: Mapping[str, Any] | None = None, options: FitOptions | None = None,
+              workers: int | None = None, scheduler: str | None = None,
               device: torch.device | None = None, progress: bool = True) -> FitResult:
     """Train f with a translating method to the end of the schedule; its pools go to
-    ``pools_dir/epoch_<e>``. An interrupted run in ``out_dir`` resumes from its last epoch."""
+    ``pools_dir/epoch_<e>``. An interrupted run in ``out_dir`` resumes from its last epoch.
+
+    ``workers`` (a local dask cluster of that many processes) or ``scheduler`` (a running one's
+    address; params ``translate``) translate each epoch's pool shard by shard on dask.distributed;
+    the pools, and so the run, do not depend on it (pools/distributed.py)."""
     spec = get_method(method)
     if not spec.translate:
         raise M2mError(f"{method} does not translate; train it with train-f (or the ablation job)")
@@ -86,6 +91,10 @@ def train_m2m(data: PreparedData, preset: Preset, *, method: str, seed: int, out
         # Every pool names the run and the warm start it came from: the ablations that reuse the
         # pools check both before re-deciding the rows.
         provenance = {"run": method, "warm_hash": warm_hash}
+        if (workers or scheduler) and (spec.online or cfg.refresh_batches or spec.generator != "g"):
+            raise M2mError(f"{method}: translation on dask workers needs whole-epoch pools translated by g "
+                           f"(not online, not m2m.refresh_batches, not M2m-Self/M2m-Ensemble); unset translate.workers "
+                           f"and translate.scheduler for it")
         if spec.online or cfg.refresh_batches:
             if spec.pool_rule != "accepted" or spec.generator == "self" or spec.seed_subset:
                 raise M2mError(f"{method}: m2m.refresh_batches (sub-epoch translation) supports M2m's own "
@@ -98,21 +107,35 @@ def train_m2m(data: PreparedData, preset: Preset, *, method: str, seed: int, out
                                      batch_size=preset.batch_size, rule=spec.pool_rule, allowed_seeds=allowed,
                                      provenance={**provenance, "seed_subset": spec.seed_subset},
                                      progress=progress)
-        return fit(data=data, preset=preset, method=spec, seed=seed, run_dir=out_dir, end_epoch=preset.epochs,
-                   start=start, resume=resume, swaps=source, options=options, params=params, device=device,
-                   progress=progress)
+        if not (workers or scheduler):
+            return fit(data=data, preset=preset, method=spec, seed=seed, run_dir=out_dir, end_epoch=preset.epochs,
+                       start=start, resume=resume, swaps=source, options=options, params=params, device=device,
+                       progress=progress)
+        from ..pools.distributed import dask_client
+        from ..training.checkpoint import model_config
+
+        # one cluster for the whole run; workers rebuild g and each epoch's f from weights + configs
+        source.model_configs = (load_checkpoint(g_path, data=data)["config"],
+                                model_config(data, preset.model, preset.model_args, spec.norm_last))
+        with dask_client(workers, scheduler) as (client, _threads):
+            source.client = client
+            return fit(data=data, preset=preset, method=spec, seed=seed, run_dir=out_dir, end_epoch=preset.epochs,
+                       start=start, resume=resume, swaps=source, options=options, params=params, device=device,
+                       progress=progress)
 
 
 def run_train_m2m(prepared: str | Path, preset: Preset, *, method: str, seed: int, out_dir: str | Path,
                   pools_dir: str | Path, m2m: TranslationConfig, g_path: str | Path | None = None,
                   g2_path: str | Path | None = None, warm_dir: str | Path | None = None,
                   method_params: Mapping[str, Any] | None = None, options: FitOptions | None = None,
+                  workers: int | None = None, scheduler: str | None = None,
                   history: str | Path | None = None, progress: bool = True) -> FitResult:
     set_torch_threads()
     with user_os_errors():
         result = train_m2m(load_prepared(prepared), preset, method=method, seed=seed, out_dir=out_dir,
                            pools_dir=pools_dir, m2m=m2m, g_path=g_path, g2_path=g2_path, warm_dir=warm_dir,
-                           method_params=method_params, options=options, progress=progress)
+                           method_params=method_params, options=options, workers=workers, scheduler=scheduler,
+                           progress=progress)
         if history:
             write_history(history, result.history)
     return result

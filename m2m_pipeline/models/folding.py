@@ -1,7 +1,7 @@
 """Eval-mode copies of a network for input-gradient work (translation, eq. 2 of the paper).
 
 Translation differentiates g and f with respect to their input only, with both nets in eval mode.
-Two things make that cheaper without changing what is computed:
+Two things make that cheaper without changing the function computed:
 - frozen parameters: autograd then neither keeps the activations that only weight gradients need
   nor builds graph nodes for them;
 - batch norm folded into the convolution before it: in eval mode BN is the fixed affine map
@@ -22,7 +22,7 @@ import weakref
 import torch
 from torch import nn
 
-from .nets import MLP, Classifier
+from .nets import Classifier
 
 _CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]]" = weakref.WeakKeyDictionary()
 
@@ -48,32 +48,17 @@ def _fuse_conv_bn(module: nn.Module) -> nn.Module:
         return module
 
 
-def _fold_normalization_into_linear(model: Classifier) -> None:
-    """In place: (x - mean) / std followed by Linear(W, b) is Linear(W / std, b - (W / std) @ mean),
-    exactly, since a linear layer has no padding that would see the un-normalised zeros. Then the
-    input needs no normalisation pass (nor its backward)."""
-    first = model.net.body[1]
-    mean = model.normalize.mean.reshape(-1)
-    std = model.normalize.std.reshape(-1)
-    with torch.no_grad():
-        # mean/std broadcast over the flattened features: one value, or one per feature
-        scale = (1.0 / std).expand(first.in_features)
-        shift = mean.expand(first.in_features)
-        first.weight.mul_(scale)
-        first.bias.sub_(first.weight @ shift)
-    model.normalize = nn.Identity()
-
-
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A frozen eval-mode copy of ``model`` computing the same function with fewer passes: every
-    Conv2d -> BatchNorm2d pair folded into one Conv2d (torch.fx's conv-BN fusion), and for the MLP
-    the input normalisation folded into its first linear layer. A network torch.fx cannot trace
-    keeps its BNs. A :class:`Classifier` keeps its (normalize, net) structure."""
+    Conv2d -> BatchNorm2d pair folded into one Conv2d (torch.fx's conv-BN fusion). A network
+    torch.fx cannot trace keeps its BNs. A :class:`Classifier` keeps its (normalize, net)
+    structure, so translation can still normalise the input once for g and f.
+
+    (Folding the MLP's input normalisation into its first linear layer was measured too: no
+    measurable gain on Reuters, and larger x* differences; not kept, docs/performance.md.)"""
     model = copy.deepcopy(model).eval()
     if isinstance(model, Classifier):
         model.net = _fuse_conv_bn(model.net)
-        if isinstance(model.net, MLP) and isinstance(model.net.body[1], nn.Linear):
-            _fold_normalization_into_linear(model)
     else:
         model = _fuse_conv_bn(model)
     for p in model.parameters():
@@ -83,12 +68,11 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 def foldable(model: nn.Module) -> bool:
     """Whether :func:`fold_batchnorm` removes a pass from ``model``."""
-    return has_batchnorm(model) or (isinstance(model, Classifier) and isinstance(model.net, MLP))
+    return has_batchnorm(model)
 
 
 def inference_copy(model: nn.Module) -> nn.Module:
-    """``model`` with frozen parameters and BN (and, for the MLP, the input normalisation) folded,
-    for input-gradient work in eval mode.
+    """``model`` with frozen parameters and BN folded, for input-gradient work in eval mode.
 
     A model with nothing to fold is returned itself (freezing is then done by the caller around
     the call, see :class:`frozen`); others get a cached folded copy, rebuilt when their weights

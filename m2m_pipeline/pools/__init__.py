@@ -16,7 +16,8 @@ _EXPORTS = {
     "SlotDraws": "draws", "draw_slots": "draws", "seed_inputs": "draws", "start_noise": "draws",
     "PoolSummary": "generate", "generate_pool": "generate", "make_translator": "generate",
     "translate_rows": "generate",
-    "check_provenance": "reuse", "load_swaps": "reuse",
+    "check_provenance": "reuse", "load_swaps": "reuse", "read_swaps": "reuse",
+    "read_x": "codec", "apply_rule": "rules",
 }
 
 

@@ -34,41 +34,41 @@ def encode_x(x: np.ndarray, x0: np.ndarray, has_seed: np.ndarray) -> tuple[np.nd
     as their x did before; rows with a non-finite x* decode to NaN (they are never accepted).
     """
     n = len(x)
-    x_delta = np.zeros(x.shape, dtype=np.int16)
     x_exp = np.zeros(n, dtype=np.int8)
     if n == 0:
-        return x_delta, x_exp
-    delta = (x.astype(np.float64) - x0.astype(np.float64)).reshape(n, -1)
+        return np.zeros(x.shape, dtype=np.int16), x_exp
+    # float32 throughout (the pool's x* is float32); scaling by a power of two is exact
+    delta = np.subtract(x.reshape(n, -1), x0.reshape(n, -1), dtype=np.float32)
     finite = np.isfinite(delta).all(axis=1) & has_seed
-    largest = np.where(finite, np.abs(np.where(np.isfinite(delta), delta, 0.0)).max(axis=1), 0.0)
+    delta[~finite] = 0.0
+    largest = np.abs(delta).max(axis=1)
     exp = np.zeros(n, dtype=np.int64)
     pos = largest > 0
-    exp[pos] = np.ceil(np.log2(largest[pos])).astype(np.int64) - DELTA_BITS
+    exp[pos] = np.ceil(np.log2(largest[pos].astype(np.float64))).astype(np.int64) - DELTA_BITS
     exp = np.clip(exp, MIN_EXP, 127)
-    q = np.zeros_like(delta)
-    q[finite] = np.rint(np.ldexp(delta[finite], (-exp[finite][:, None]).astype(np.int32)))
-    x_delta[...] = q.reshape(x.shape).astype(np.int16)
+    delta *= np.ldexp(np.ones(n, dtype=np.float64), (-exp).astype(np.int32)).astype(np.float32)[:, None]
+    np.rint(delta, out=delta)
     x_exp[:] = exp
     x_exp[has_seed & ~finite] = NOT_FINITE_EXP
-    return x_delta, x_exp
+    return delta.astype(np.int16).reshape(x.shape), x_exp
 
 
 def decode_x(x_delta: np.ndarray, x_exp: np.ndarray, x0: np.ndarray, has_seed: np.ndarray,
              input_range: tuple[float, float] | None) -> np.ndarray:
     """x* = x0 + x_delta * 2**x_exp (float32), clamped to the data's range as translation clamps it."""
     n = len(x_delta)
-    x = np.zeros(x_delta.shape, dtype=np.float32)
     if n == 0:
-        return x
-    exp = x_exp.astype(np.int64)
-    step = np.ldexp(np.ones(n, dtype=np.float32), exp.astype(np.int32)).reshape((n,) + (1,) * (x_delta.ndim - 1))
+        return np.zeros(x_delta.shape, dtype=np.float32)
+    exp = x_exp.astype(np.int32)
+    x = x_delta.reshape(n, -1).astype(np.float32)
     # q * 2**e is exact in float32 (|q| <= 2**12); the one rounding is the sum with x0.
-    rows = has_seed & (exp != NOT_FINITE_EXP)
-    x[rows] = x0[rows].astype(np.float32) + x_delta[rows].astype(np.float32) * step[rows]
+    x *= np.ldexp(np.ones(n, dtype=np.float64), exp).astype(np.float32)[:, None]
+    x += x0.reshape(n, -1)
     if input_range is not None:
         np.clip(x, input_range[0], input_range[1], out=x)
+    x[~has_seed] = 0.0
     x[has_seed & (exp == NOT_FINITE_EXP)] = np.nan
-    return x
+    return x.reshape(x_delta.shape)
 
 
 def read_x(pool: Any, data: PreparedData, rows: np.ndarray | None = None) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -150,6 +151,11 @@ def translate_shard(g: nn.Module, f: nn.Module, data: PreparedData, draws: SlotD
     reason counts. Runs in this process or on a dask worker (pools/distributed.py)."""
     rows = translate_rows(g, f, data, draws, slice(index * shard_rows, (index + 1) * shard_rows), translator,
                           cfg, seed, epoch)
+    return commit_shard(rows, data, work, index)
+
+
+def commit_shard(rows: dict[str, np.ndarray], data: PreparedData, work: str | Path, index: int) -> dict[str, int]:
+    """Encode translated rows (exact x*, decisions taken) and write and commit them as shard ``index``."""
     counts = reason_counts(rows["reason"])
     write_pool_shard(work, index, encode_rows(rows, data), counts)
     return counts
@@ -243,13 +249,9 @@ def generate_pool(*, g: nn.Module, f: nn.Module, data: PreparedData, plan: Epoch
                 seed=seed, epoch=plan.epoch, work=writer.work, shard_rows=writer.shard_rows, shards=todo,
                 workers=workers, scheduler=scheduler, client=client, progress=progress)
         else:
-            results = []
-            for index in todo:
-                shard_counts = translate_shard(g, f, data, draws, index, writer.shard_rows, translator, cfg, seed,
-                                               plan.epoch, writer.work)
-                results.append(shard_counts)
-                if progress is not None:
-                    progress(sum(shard_counts.values()))
+            results = _translate_here(g=g, f=f, data=data, draws=draws, translator=translator, cfg=cfg, seed=seed,
+                                      epoch=plan.epoch, work=writer.work, shard_rows=writer.shard_rows, shards=todo,
+                                      progress=progress)
         for shard_counts in results:
             for name, c in shard_counts.items():
                 counts[name] += int(c)
@@ -266,8 +268,33 @@ def generate_pool(*, g: nn.Module, f: nn.Module, data: PreparedData, plan: Epoch
     return PoolSummary(out, len(plan), n, counts["accepted"], counts)
 
 
+def _translate_here(*, g, f, data, draws, translator, cfg, seed, epoch, work, shard_rows, shards,
+                    progress) -> list[dict[str, int]]:
+    """The shards in this process: shard i is encoded and written by a writer thread while shard
+    i + 1 is translated (torch and zstd release the GIL), one write in flight at a time."""
+    results: list[dict[str, int]] = []
+
+    def done(future) -> None:
+        counts = future.result()
+        results.append(counts)
+        if progress is not None:
+            progress(sum(counts.values()))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pool-writer") as writer_thread:
+        pending = None
+        for index in shards:
+            rows = translate_rows(g, f, data, draws, slice(index * shard_rows, (index + 1) * shard_rows), translator,
+                                  cfg, seed, epoch)
+            if pending is not None:
+                done(pending)
+            pending = writer_thread.submit(commit_shard, rows, data, work, index)
+        if pending is not None:
+            done(pending)
+    return results
+
+
 __all__ = ["PoolSummary", "TranslatedPools", "generate_pool", "make_translator", "pool_attrs", "reason_counts",
-           "translate_rows", "translate_shard", "write_pool"]
+           "commit_shard", "translate_rows", "translate_shard", "write_pool"]
 
 
 class TranslatedPools(StoredSwaps):
@@ -283,9 +310,11 @@ class TranslatedPools(StoredSwaps):
     def __init__(self, *, g: nn.Module | None, data: PreparedData, cfg: TranslationConfig, seed: int,
                  pools_dir: str | Path, batch_size: int, rule: str = "accepted",
                  rule_params: dict[str, Any] | None = None, allowed_seeds: np.ndarray | None = None,
-                 provenance: dict[str, Any] | None = None, progress: bool = True):
+                 provenance: dict[str, Any] | None = None, progress: bool = True, client: Any = None,
+                 model_configs: tuple[dict[str, Any], dict[str, Any]] | None = None):
         super().__init__()
         check_rule(rule, rule_params)
+        self.client, self.model_configs = client, model_configs   # dask.distributed translation, when set
         self.g, self.data, self.cfg, self.seed = g, data, cfg, int(seed)
         self.pools_dir, self.batch_size = Path(pools_dir), int(batch_size)
         self.rule, self.rule_params = rule, dict(rule_params or {})
@@ -303,7 +332,8 @@ class TranslatedPools(StoredSwaps):
                           unit="row") as bar:
             summary = generate_pool(g=generator, f=model, data=data, plan=plan, cfg=self.cfg, seed=self.seed,
                                     out=path, provenance={**self.provenance, "f_epoch": epoch},
-                                    progress=bar.update, allowed_seeds=self.allowed_seeds)
+                                    progress=bar.update, allowed_seeds=self.allowed_seeds, client=self.client,
+                                    model_configs=self.model_configs if self.client is not None else None)
         # Training reads the plan and the rows back through the pool store.
         plan, swaps, counts = read_swaps(path, data, rule=self.rule, rule_params=self.rule_params,
                                                seed=self.seed, g_hash=state_hash(generator.state_dict()),

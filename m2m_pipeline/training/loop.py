@@ -17,6 +17,7 @@ from ..metrics import balanced_metrics
 from ..plan import EpochPlan, apply_augment, make_plan
 from ..utils import M2mError, atomic_write_bytes, default_device, progress_bar, rng_for, state_hash
 from .checkpoint import model_config, build_model, model_from_checkpoint, save_checkpoint
+from .device_data import DeviceImages, device_batch_inputs
 from .losses import class_weights, make_criterion
 from .methods import MethodSpec, check_method
 from .options import FitOptions
@@ -156,6 +157,9 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
     if method.smote:
         train = smote_split(train, data.class_counts, seed, options.smote_k_neighbors)
     train_counts = np.bincount(train.y, minlength=data.num_classes)
+    # On an accelerator, uint8 training images live on the device and batches are cropped and
+    # flipped there (the same crops and flips as the CPU path); None keeps the CPU path.
+    images = DeviceImages.for_training(data, train, torch.device(device))
     ckpt_params = {"method": method.name, "seed": seed, "preset": preset.to_dict(), **(params or {})}
 
     bar = progress_bar(iterable=range(first_epoch, end_epoch), total=end_epoch - first_epoch,
@@ -185,8 +189,11 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
             if len(slots) < 2:  # batch norm cannot train on a single row
                 continue
             batch_swaps = source.batch_swaps(slots, model) if source is not None else {}
-            x, y = batch_inputs(data, train, plan, slots, batch_swaps)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if images is not None:
+                x, y = device_batch_inputs(images, plan, slots, batch_swaps)
+            else:
+                x, y = batch_inputs(data, train, plan, slots, batch_swaps)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = criterion(model(x), y)
             if not torch.isfinite(loss):
                 raise M2mError(f"{method.name}: the training loss became non-finite at epoch {epoch}; "
