@@ -239,6 +239,9 @@ def render(results: dict[str, str], equivalent: dict[str, str], workdir: Path, *
     total_score = f"{100 * tot['killed'] / tested:.1f}%" if tested else "-"
     lines.append(f"| **all run** | {tot['n']} | {tot['killed']} | {tot['survived']} | {tot['equivalent']} | "
                  f"{tot['other']} | **{total_score}** |")
+    if tot["n"]:
+        lines += ["", f"Counting the equivalent mutants as not killed: {tot['killed']} of {tot['n']} = "
+                      f"{100 * tot['killed'] / tot['n']:.1f}%."]
     lines += ["", "### Surviving mutants (open)", ""]
     if not any(survivors.values()):
         lines.append("None.")

@@ -81,13 +81,13 @@ def read_x(pool: Any, data: PreparedData, rows: np.ndarray | None = None) -> np.
         return np.zeros((0, *data.input_shape), dtype=np.float32)
     if pool.has_array("x"):
         return pool.array("x", sel)
-    seed_index = pool.array("seed_index", sel)
-    seed_aug = pool.array("seed_aug", sel)
+    cols = pool.rows(("seed_index", "seed_aug", "x_delta", "x_exp"), sel)   # one concurrent read
+    seed_index, seed_aug = cols["seed_index"], cols["seed_aug"]
     has_seed = seed_index >= 0
     x0 = np.zeros((len(sel), *data.input_shape), dtype=np.float32)
     if has_seed.any():
         x0[has_seed] = seed_inputs(data, seed_index[has_seed], seed_aug[has_seed]).numpy()
-    return decode_x(pool.array("x_delta", sel), pool.array("x_exp", sel), x0, has_seed, data.input_range)
+    return decode_x(cols["x_delta"], cols["x_exp"], x0, has_seed, data.input_range)
 
 
 

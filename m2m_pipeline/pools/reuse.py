@@ -34,6 +34,29 @@ class Swap(NamedTuple):
     label: int
 
 
+class EpochSwaps(NamedTuple):
+    """An epoch's swaps as arrays, sorted by slot: ``slot`` (n,), ``x`` (n, *input), ``label`` (n,)."""
+
+    slot: np.ndarray
+    x: np.ndarray
+    label: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.slot)
+
+    def as_dict(self) -> dict[int, Swap]:
+        return {int(s): Swap(self.x[i], int(self.label[i])) for i, s in enumerate(self.slot)}
+
+    def between(self, first: int, last: int) -> dict[int, Swap]:
+        """The swaps of slots ``first``..``last`` (a mini-batch is a contiguous run of slots)."""
+        lo = int(np.searchsorted(self.slot, first, side="left"))
+        hi = int(np.searchsorted(self.slot, last, side="right"))
+        return {int(self.slot[i]): Swap(self.x[i], int(self.label[i])) for i in range(lo, hi)}
+
+
+NO_SWAPS = EpochSwaps(np.zeros(0, np.int64), np.zeros((0,), np.float32), np.zeros(0, np.int64))
+
+
 def check_provenance(pool: Pool, **expected: Any) -> None:
     """Raise M2mError when a pool attribute differs from what its user expects (e.g.
     ``dataset_fingerprint``, ``g_hash``, ``f_hash``, ``warm_hash``, ``epoch``, ``seed``)."""
@@ -62,12 +85,12 @@ def read_pool_x(pool: Pool, rows: np.ndarray, data: PreparedData) -> np.ndarray:
 
 def read_swaps(path: str | Path, data: PreparedData, *, rule: str = "accepted", seed: int | None = None,
                rule_params: Mapping[str, Any] | None = None,
-               **expected: Any) -> tuple[EpochPlan, dict[int, Swap], dict[str, int]]:
+               **expected: Any) -> tuple[EpochPlan, EpochSwaps, dict[str, int]]:
     """Read an epoch's plan and the swaps that ``rule`` takes from its rows.
 
     ``expected`` provenance (``dataset_fingerprint`` always, ``seed`` when given) is compared with
     the pool's attributes first; the seed also keys the random relabelling of ``rule="rand"``.
-    Returns (plan, {slot: Swap}, counts) where counts has ``n_attempts`` (stored rows), ``n_used``
+    Returns (plan, EpochSwaps, counts) where counts has ``n_attempts`` (stored rows), ``n_used``
     (rows the rule uses) and ``n_accepted`` (rows M2m's own rule accepted).
     """
     check_rule(rule, rule_params)
@@ -78,7 +101,7 @@ def read_swaps(path: str | Path, data: PreparedData, *, rule: str = "accepted", 
     check_provenance(pool, **checks)
     attrs = pool.attrs
     plan = pool_plan(pool)
-    cols = {name: pool.array(name) for name in RULE_COLUMNS}
+    cols = pool.rows(RULE_COLUMNS)
     pool_seed = int(attrs["seed"]) if seed is None else int(seed)
     outcome = apply_rule(rule, cols, attrs, num_classes=data.num_classes, seed=pool_seed, epoch=plan.epoch,
                          rule_params=rule_params)
@@ -91,7 +114,8 @@ def read_swaps(path: str | Path, data: PreparedData, *, rule: str = "accepted", 
         # M2m-Clean: x0 exactly as it entered translation (the seed row with its recorded augmentation).
         rows_clean = used[clean]
         xs[clean] = seed_inputs(data, cols["seed_index"][rows_clean], cols["seed_aug"][rows_clean]).numpy()
-    swaps = {int(cols["slot"][r]): Swap(xs[i], int(outcome.label[r])) for i, r in enumerate(used)}
+    # rows are stored in slot order, so the swaps come out sorted by slot
+    swaps = EpochSwaps(np.asarray(cols["slot"])[used].astype(np.int64), xs, outcome.label[used].astype(np.int64))
     return plan, swaps, {"n_attempts": int(len(cols["slot"])), "n_used": int(len(used)),
                          "n_accepted": int(np.count_nonzero(cols["accepted"]))}
 
@@ -99,36 +123,33 @@ def read_swaps(path: str | Path, data: PreparedData, *, rule: str = "accepted", 
 def load_swaps(path: str | Path, data: PreparedData, **expected: Any) -> tuple[EpochPlan, dict[int, Swap]]:
     """M2m's own rule: the plan and ``{slot: Swap(x*, k)}`` for every accepted row."""
     plan, swaps, _ = read_swaps(path, data, rule="accepted", **expected)
-    return plan, swaps
+    return plan, swaps.as_dict()
 
 
 class StoredSwaps:
     """Base of the swap sources: serves the swaps of the current epoch batch by batch.
 
     The epoch's swaps are kept as arrays sorted by slot (a batch is a contiguous run of slots, so
-    its swaps are found by binary search), not as a dict of thousands of rows.
+    its swaps are found by binary search): building thousands of per-row objects in the prefetch
+    thread would hold the GIL the training loop needs.
     """
 
     def __init__(self) -> None:
-        self._set_swaps({})
+        self._swaps = NO_SWAPS
 
-    def _set_swaps(self, swaps: Mapping[int, Swap]) -> None:
-        slots = np.fromiter(swaps.keys(), dtype=np.int64, count=len(swaps))
-        order = np.argsort(slots, kind="stable")
-        values = list(swaps.values())
-        self._slots = slots[order]
-        self._rows = [values[i] for i in order]
+    def _set_swaps(self, swaps: EpochSwaps) -> None:
+        if len(swaps) > 1 and np.any(np.diff(swaps.slot) <= 0):
+            order = np.argsort(swaps.slot, kind="stable")
+            swaps = EpochSwaps(swaps.slot[order], swaps.x[order], swaps.label[order])
+        self._swaps = swaps
 
     def begin_epoch(self, epoch: int, model: nn.Module) -> tuple[EpochPlan, dict[str, Any]]:
         raise NotImplementedError
 
     def batch_swaps(self, slots: np.ndarray, model: nn.Module) -> dict[int, Swap]:
-        if not len(slots) or not len(self._slots):
+        if not len(slots) or not len(self._swaps):
             return {}
-        lo = int(np.searchsorted(self._slots, int(np.min(slots)), side="left"))
-        hi = int(np.searchsorted(self._slots, int(np.max(slots)), side="right"))
-        wanted = set(int(s) for s in slots)
-        return {int(self._slots[i]): self._rows[i] for i in range(lo, hi) if int(self._slots[i]) in wanted}
+        return self._swaps.between(int(slots[0]), int(slots[-1]))
 
     def end_epoch(self, model: nn.Module) -> dict[str, Any]:
         return {}
@@ -182,5 +203,5 @@ class ReusedPools(StoredSwaps):
         return self._pool
 
 
-__all__ = ["ReusedPools", "StoredSwaps", "Swap", "check_provenance", "load_swaps", "pool_plan", "read_pool_x",
+__all__ = ["EpochSwaps", "ReusedPools", "StoredSwaps", "Swap", "check_provenance", "load_swaps", "pool_plan", "read_pool_x",
            "read_swaps"]

@@ -66,11 +66,13 @@ def batch_inputs(data: PreparedData, train: Split, plan: EpochPlan, slots: np.nd
     rows = plan.order[slots]
     x = data.to_float(apply_augment(train.x[rows], plan.aug[slots], data.augment))
     y = torch.from_numpy(train.y[rows].astype(np.int64))
-    for i, s in enumerate(slots):
-        swapped = swaps.get(int(s))
-        if swapped is not None:
-            x[i] = torch.from_numpy(swapped.x)
-            y[i] = int(swapped.label)
+    if swaps:
+        positions = [i for i, s in enumerate(slots) if int(s) in swaps]
+        if positions:
+            swapped = [swaps[int(slots[i])] for i in positions]
+            # one copy for the batch's swapped rows, not one per row
+            x[positions] = torch.from_numpy(np.stack([np.asarray(sw.x, dtype=np.float32) for sw in swapped]))
+            y[positions] = torch.tensor([int(sw.label) for sw in swapped], dtype=torch.int64)
     return x, y
 
 
