@@ -23,6 +23,7 @@ run: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 	@echo; PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/m2m-pipeline report --which best_val
 	@echo; PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/m2m-pipeline report --which last
+	@echo; PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/m2m-pipeline report --ablations
 
 test: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
@@ -35,4 +36,4 @@ mutation: install
 		--max-children 1 --threads 1 $(if $(MODULES),--modules $(MODULES))
 
 clean:
-	rm -rf runs pools metrics plots reports data/prepared
+	rm -rf runs pools metrics plots reports predictions data/prepared
