@@ -20,15 +20,14 @@ import platform
 import shutil
 import statistics
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
 import torch
 
-from m2m_pipeline.config import fit_options, load_params, m2m_config, prepare_options, preset_for
-from m2m_pipeline.datasets import create_dataset, dataset_slug
-from m2m_pipeline.experiment import run_method, train_seed_models
+from m2m_pipeline.config import fit_options, m2m_config
+from m2m_pipeline.datasets import dataset_slug
+from m2m_pipeline.experiment import load_experiment, run_method, train_seed_models
 from m2m_pipeline.training import get_method
 from m2m_pipeline.utils import M2mError
 
@@ -54,10 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise M2mError(f"{name} does not reuse pools; pass ablations that re-decide M2m's pools")
         if args.repeats < 1:
             raise M2mError(f"--repeats must be >= 1, got {args.repeats}")
-        params = load_params(args.params)
-        data = create_dataset(args.dataset, data_root=args.data_root or params.get("data_root"),
-                              **prepare_options(params, args.dataset))
-        preset = preset_for(params, args.dataset)
+        params, data, preset = load_experiment(args.dataset, params_path=args.params, data_root=args.data_root)
         options = fit_options(params)
         m2m = m2m_config(params, args.dataset)
         work = Path(args.work_dir or Path("runs/bench/ablation_reuse") / dataset_slug(args.dataset))

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-from m2m_pipeline.config import fit_options, load_params, m2m_config, prepare_options, preset_for
-from m2m_pipeline.datasets import create_dataset, dataset_slug
-from m2m_pipeline.experiment import run_method, train_seed_models
+from m2m_pipeline.config import fit_options, m2m_config
+from m2m_pipeline.datasets import dataset_slug
+from m2m_pipeline.experiment import load_experiment, run_method, train_seed_models
 from m2m_pipeline.utils import M2mError
 
 METHODS = ("M2m", "M2m-Online")
@@ -59,10 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     try:
-        params = load_params(args.params)
-        data = create_dataset(args.dataset, data_root=args.data_root or params.get("data_root"),
-                              **prepare_options(params, args.dataset))
-        preset = preset_for(params, args.dataset)
+        params, data, preset = load_experiment(args.dataset, params_path=args.params, data_root=args.data_root)
         overrides = {}
         for item in args.m2m:
             key, _, value = item.partition("=")

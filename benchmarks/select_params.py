@@ -21,9 +21,10 @@ from pathlib import Path
 
 import torch
 
-from m2m_pipeline.config import fit_options, load_params, m2m_config, prepare_options, preset_for
-from m2m_pipeline.datasets import create_dataset, dataset_preset
+from m2m_pipeline.config import fit_options, m2m_config
+from m2m_pipeline.datasets import dataset_preset
 from m2m_pipeline.datasets import dataset_slug
+from m2m_pipeline.experiment import load_experiment
 from m2m_pipeline.selection import select_m2m_params, write_preset_m2m
 from m2m_pipeline.utils import M2mError
 
@@ -45,10 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     try:
-        params = load_params(args.params)
-        data = create_dataset(args.dataset, data_root=args.data_root or params.get("data_root"),
-                              **prepare_options(params, args.dataset))
-        preset = preset_for(params, args.dataset)
+        params, data, preset = load_experiment(args.dataset, params_path=args.params, data_root=args.data_root)
         base = m2m_config(params, args.dataset)
         work = Path(args.work_dir or Path("runs/select") / dataset_slug(args.dataset))
         g_seed = int((params.get("pretrain_g") or {}).get("seed", 1000))

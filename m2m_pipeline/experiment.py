@@ -22,6 +22,19 @@ from .pipeline import train_method
 from .training import FitOptions, Preset, get_method
 
 
+def load_experiment(dataset: str, *, params_path: str | Path = "params.yaml",
+                    data_root: str | Path | None = None) -> tuple[dict[str, Any], PreparedData, Preset]:
+    """(params, data, preset) of a benchmark on ``dataset``: params.yaml validated, the dataset's
+    recipe run with its ``prepare`` options (``data_root`` or params ``data_root``), its preset."""
+    from .config import load_params, prepare_options, preset_for
+    from .datasets import create_dataset
+
+    params = load_params(params_path)
+    data = create_dataset(dataset, data_root=data_root or params.get("data_root"),
+                          **prepare_options(params, dataset))
+    return params, data, preset_for(params, dataset)
+
+
 @dataclass
 class SeedModels:
     """The shared models of one seed: g's checkpoint and the warm checkpoints of f."""
@@ -97,4 +110,4 @@ def deferred_val_scores(history: list[dict[str, Any]], deferred_epoch: int) -> d
     return {"best": max(vals), "last": vals[-1], "mean": sum(vals) / len(vals)}
 
 
-__all__ = ["SeedModels", "deferred_val_scores", "run_method", "train_seed_models", "warm_losses_for"]
+__all__ = ["SeedModels", "load_experiment", "deferred_val_scores", "run_method", "train_seed_models", "warm_losses_for"]

@@ -103,3 +103,8 @@ def run_any_train(prepared: str | Path, preset: Preset, *, history: str | Path |
         if history:
             write_history(history, result.history)
     return result
+
+
+__all__ = ["load_prepared", "prepare", "pretrain_g", "run_ablation", "run_any_train", "run_evaluate", "run_generate",
+           "run_pretrain_g", "run_train_f", "run_train_m2m", "run_warm_f", "train_ablation", "train_f",
+           "train_m2m", "train_method", "warm_f"]

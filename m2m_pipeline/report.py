@@ -455,7 +455,7 @@ def ablation_report(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Map
 
     rows = [m for m in summary if m == reference or get_method_or_none(m) is not None and (
         get_method_or_none(m).is_ablation or m in paper)]
-    where = (f"paper: Tables 3-5 (CIFAR-LT-10, rho = 100, ResNet-32)" if paper
+    where = ("paper: Tables 3-5 (CIFAR-LT-10, rho = 100, ResNet-32)" if paper
              else "paper: its ablations are on CIFAR-LT-10 (rho = 100) only, none for this dataset")
     lines = [f"Ablations of {reference}: test metrics (%) at the "
              f"{'last epoch with the best validation bACC' if which == 'best_val' else 'last epoch'}, mean ± "

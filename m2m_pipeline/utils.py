@@ -270,6 +270,21 @@ def user_os_errors() -> Iterator[None]:
         raise M2mError(message) from None
 
 
+def lazy_exports(package: str, exports: dict[str, str]):
+    """A module ``__getattr__`` for ``package`` that imports ``package.<exports[name]>`` only when
+    ``name`` is first asked for, so importing one sub-module does not load its siblings.
+    (``stages/deps.py`` reads the same ``_EXPORTS`` table to follow such imports.)"""
+    import importlib
+
+    def __getattr__(name: str):
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{module}"), name)
+
+    return __getattr__
+
+
 def default_device() -> torch.device:
     """CUDA when available, else CPU; nothing in the package assumes a GPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -12,8 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +21,7 @@ from torch import nn
 
 from m2m_pipeline import config as config_mod
 from m2m_pipeline.acceptance import REASONS, decide, range_bound
-from m2m_pipeline.config import check_epoch, check_seed, load_params, m2m_config, validate_params
+from m2m_pipeline.config import check_seed, load_params, m2m_config, validate_params
 from m2m_pipeline.datasets.text import read_labelled_lines
 from m2m_pipeline.report import report, select_metrics_files
 from m2m_pipeline.store import PoolWriter, estimate_pool_bytes, open_pool, read_prepared, write_prepared

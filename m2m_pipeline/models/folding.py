@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import weakref
 
-import torch
 from torch import nn
 
 from .nets import Classifier

@@ -9,7 +9,7 @@ stored rows: M2m's rule and the ablations'). Names are re-exported lazily, so im
 
 from __future__ import annotations
 
-import importlib
+from ..utils import lazy_exports
 
 _EXPORTS = {
     "SEED_SCOPES": "config", "TranslationConfig": "config",
@@ -21,11 +21,6 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = sorted(_EXPORTS)

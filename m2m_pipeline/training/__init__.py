@@ -8,7 +8,7 @@ re-exported lazily, so importing ``training.methods`` does not load the loop and
 
 from __future__ import annotations
 
-import importlib
+from ..utils import lazy_exports
 
 _EXPORTS = {
     "Preset": "schedule", "lr_at": "schedule",
@@ -19,11 +19,6 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = sorted(_EXPORTS)

@@ -67,7 +67,7 @@ class DeviceImages:
         row_idx = dy + self._rows                                   # (n, H)
         # flipped output column j reads the crop's column W-1-j
         col_idx = dx + torch.where(flip, self.width - 1 - self._cols, self._cols)   # (n, W)
-        n, c = len(idx), self.images.shape[1]
+        c = self.images.shape[1]
         out = self.images[idx[:, None, None, None],
                           torch.arange(c, device=self.device)[None, :, None, None],
                           row_idx[:, None, :, None], col_idx[:, None, None, :]]
