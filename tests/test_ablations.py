@@ -18,7 +18,6 @@ from m2m_pipeline.jobs.train import warm_f
 from m2m_pipeline.pipeline import train_method
 from m2m_pipeline.pools.codec import read_x
 from m2m_pipeline.pools.draws import seed_inputs, seed_subset_mask
-from m2m_pipeline.pools.rules import apply_rule, random_other_labels
 from m2m_pipeline.store import open_pool
 from m2m_pipeline.training import Preset, get_method, list_ablations, load_checkpoint
 from m2m_pipeline.training import loop as loop_mod
@@ -28,92 +27,6 @@ from .conftest import ROOT
 
 REUSE = [m for m in list_ablations() if get_method(m).reuse]
 OWN_POOLS = [m for m in list_ablations() if get_method(m).translate]
-
-
-# -- the rules on hand-made rows ------------------------------------------------------------------
-
-def _rows():
-    """Five attempts of a 4-class pool with N = (100, 50, 20, 10) and beta 0.9, gamma 0.9 (prob):
-    row 0 accepted; 1 failed beta; 2 failed gamma (beta passes); 3 non-finite; 4 no seed."""
-    return {
-        "slot": np.array([3, 5, 8, 9, 12]),
-        "target": np.array([3, 2, 3, 1, 1]),
-        "seed_class": np.array([0, 1, 1, 0, -1]),
-        "seed_index": np.array([7, 8, 9, 10, -1]),
-        "seed_aug": np.zeros((5, 3), np.int16),
-        # eq. (3): row 1, k0=1 -> k=2, gap 30, P = 1 - 0.9^30 = 0.9576; u = 0.97 fails it.
-        # row 2, k0=1 -> k=3, gap 40, P = 1 - 0.9^40 = 0.9852; u = 0.5 passes.
-        "u_beta": np.array([0.1, 0.97, 0.5, 0.2, 0.3]),
-        "prob_g": np.array([0.95, 0.99, 0.6, 0.0, 0.0], np.float32),
-        "loss_g": np.array([0.05, 0.01, 0.51, np.nan, np.nan], np.float32),
-        "accepted": np.array([True, False, False, False, False]),
-        "reason": np.array([0, 1, 2, 3, 4], np.uint8),
-    }
-
-
-ATTRS = {"class_counts": [100, 50, 20, 10], "params": {"beta": 0.9, "gamma": 0.9, "gamma_on": "prob"}}
-
-
-def test_eq3_values_behind_the_hand_made_rows():
-    assert accept_prob([100, 50, 20, 10], 1, 2, 0.9) == pytest.approx(1 - 0.9 ** 30)   # 0.9576
-    assert accept_prob([100, 50, 20, 10], 1, 3, 0.9) == pytest.approx(1 - 0.9 ** 40)   # 0.9852
-
-
-@pytest.mark.parametrize("rule, used, clean", [
-    ("accepted", [True, False, False, False, False], [False] * 5),
-    ("clean", [True, False, False, False, False], [True, False, False, False, False]),
-    ("no_reject", [True, True, True, False, False], [False] * 5),   # every finite attempt with a seed
-    ("no_gamma", [True, False, True, False, False], [False] * 5),   # the beta test re-drawn from u_beta
-])
-def test_rules_pick_the_rows_the_paper_says(rule, used, clean):
-    out = apply_rule(rule, _rows(), ATTRS, num_classes=4, seed=0, epoch=1)
-    assert out.used.tolist() == used
-    assert out.clean.tolist() == clean
-    assert out.label.tolist() == [t if u else -1 for t, u in zip(_rows()["target"], used)]
-
-
-def test_gamma_rule_redecides_from_stored_prob():
-    # gamma 0.5: row 2 (prob 0.6, beta passes) joins row 0; row 1 still fails beta.
-    out = apply_rule("gamma", _rows(), ATTRS, num_classes=4, seed=0, epoch=1, rule_params={"gamma": 0.5})
-    assert out.used.tolist() == [True, False, True, False, False]
-    # gamma 0.96: row 0 (prob 0.95) drops out.
-    out = apply_rule("gamma", _rows(), ATTRS, num_classes=4, seed=0, epoch=1, rule_params={"gamma": 0.96})
-    assert out.used.tolist() == [False] * 5
-    # the pool's own gamma gives back M2m's own decisions
-    out = apply_rule("gamma", _rows(), ATTRS, num_classes=4, seed=0, epoch=1, rule_params={"gamma": 0.9})
-    assert out.used.tolist() == _rows()["accepted"].tolist()
-    # under the loss rule, gamma 0.51 keeps row 2 (loss 0.51 <= 0.51, inclusive) and row 0
-    attrs = {**ATTRS, "params": {**ATTRS["params"], "gamma_on": "loss"}}
-    out = apply_rule("gamma", _rows(), attrs, num_classes=4, seed=0, epoch=1, rule_params={"gamma": 0.51})
-    assert out.used.tolist() == [True, False, True, False, False]
-
-
-def test_random_labels_skip_target_and_seed_class():
-    # K = 4, k = 3, k0 = 0: the allowed classes are {1, 2}; u in [0, 0.5) -> 1, [0.5, 1) -> 2.
-    n = 2000
-    labels = random_other_labels(np.full(n, 3), np.zeros(n, np.int64), np.arange(n), 4, seed=0, epoch=1)
-    assert set(labels.tolist()) == {1, 2}
-    assert abs(np.mean(labels == 1) - 0.5) < 4 * np.sqrt(0.25 / n)
-    # the draw is keyed by slot: any subset of the rows gets the same labels
-    again = random_other_labels(np.full(5, 3), np.zeros(5, np.int64), np.arange(5) * 7, 4, seed=0, epoch=1)
-    assert again.tolist() == labels[np.arange(5) * 7].tolist()
-    with pytest.raises(M2mError, match="at least 3 classes"):
-        random_other_labels(np.array([1]), np.array([0]), np.array([0]), 2, seed=0, epoch=0)
-
-
-def test_rule_parameters_are_checked():
-    with pytest.raises(M2mError, match="unknown pool rule"):
-        apply_rule("nope", _rows(), ATTRS, num_classes=4, seed=0, epoch=0)
-    with pytest.raises(M2mError, match="needs a gamma"):
-        apply_rule("gamma", _rows(), ATTRS, num_classes=4, seed=0, epoch=0)
-
-
-def test_seed_subset_is_fixed_and_sized():
-    labels = np.repeat(np.arange(3), [30, 12, 4])
-    mask = seed_subset_mask(labels, 3, 10, seed=0)
-    assert np.bincount(labels[mask], minlength=3).tolist() == [10, 10, 4]
-    assert np.array_equal(mask, seed_subset_mask(labels, 3, 10, seed=0))
-    assert not np.array_equal(mask, seed_subset_mask(labels, 3, 10, seed=1))
 
 
 # -- ablations that reuse the M2m run's pools -----------------------------------------------------------
@@ -390,43 +303,3 @@ def test_interrupted_run_resumes_to_the_same_weights(trained, digits, tiny_prese
     assert [h["epoch"] for h in resumed.history] == [h["epoch"] for h in whole.history]
     assert state_hash(b["model_state"]) == a["weights_hash"]
     check_finished(tmp_path / "cut")
-
-
-# -- the ablation table ---------------------------------------------------------------------------
-
-def _metrics(method, seed, bacc, gm, major, minor):
-    sel = {"epoch": 5, "val": {"bacc": bacc}, "test": {"bacc": bacc, "gm": gm, "major": major, "minor": minor,
-                                                       "per_class_recall": [bacc]}}
-    return {"method": method, "seed": seed, "dataset": "cifar10-lt", "best_val": sel, "last": sel}
-
-
-def test_ablation_table_gaps_are_relative_to_m2m_and_cite_the_paper():
-    from m2m_pipeline.report import ablation_report
-
-    runs = [_metrics("M2m", 0, 80.0, 78.0, 90.0, 76.0), _metrics("M2m", 1, 82.0, 80.0, 92.0, 78.0),
-            _metrics("M2m-Clean", 0, 72.0, 70.0, 80.0, 70.0), _metrics("M2m-Clean", 1, 74.0, 72.0, 82.0, 72.0),
-            _metrics("ERM", 0, 60.0, 50.0, 95.0, 50.0)]
-    table = ablation_report(runs, dataset="cifar10-lt", rho=100)
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in table.splitlines() if line.startswith("| M2m")}
-    # M2m: mean 81.0 ± 1.41; M2m-Clean: 73.0, gap (73 - 81) / 81 = -9.88 %; GM (71 - 79) / 79 = -10.13 %
-    assert rows["M2m"][2] == "91.0 ± 1.41" and rows["M2m"][4] == "81.0 ± 1.41"
-    assert rows["M2m-Clean"][4] == "73.0 ± 1.41" and rows["M2m-Clean"][5] == "-9.88%"
-    assert rows["M2m-Clean"][7] == "-10.13%"
-    # the paper's Table 4: M2m-Clean 73.5 ± 0.81, (73.5 - 78.3) / 78.3 = -6.13 %
-    assert rows["M2m-Clean"][8] == "73.5 ± 0.81 (-6.13%)"
-    assert "| ERM |" not in table   # not an ablation, not in the paper's ablation tables
-    with pytest.raises(M2mError, match="no M2m run"):
-        ablation_report([_metrics("M2m-Clean", 0, 1, 1, 1, 1)], dataset="digits")
-
-
-def test_methods_command_lists_every_ablation():
-    from typer.testing import CliRunner
-
-    from m2m_pipeline.cli import app
-
-    out = CliRunner().invoke(app, ["methods"])
-    assert out.exit_code == 0
-    for name in list_ablations():
-        assert name in out.stdout
-    assert "re-decides the pools of M2m" in out.stdout
