@@ -70,6 +70,10 @@ def test_gamma_rule_redecides_from_stored_prob():
     attrs = {**ATTRS, "params": {**ATTRS["params"], "gamma_on": "loss"}}
     out = apply_rule("gamma", _rows(), attrs, num_classes=4, seed=0, epoch=1, rule_params={"gamma": 0.51})
     assert out.used.tolist() == [True, False, True, False, False]
+    # gamma 0.05 tells the rules apart: the loss rule keeps row 0 only (loss 0.05), the
+    # probability rule would keep rows 0 and 2 (prob 0.95 and 0.6 >= 0.05)
+    out = apply_rule("gamma", _rows(), attrs, num_classes=4, seed=0, epoch=1, rule_params={"gamma": 0.05})
+    assert out.used.tolist() == [True, False, False, False, False]
 
 
 def test_random_labels_skip_target_and_seed_class():
@@ -138,3 +142,57 @@ def test_methods_command_lists_every_ablation():
     for name in list_ablations():
         assert name in out.stdout
     assert "re-decides the pools of M2m" in out.stdout
+
+
+def test_random_labels_skip_both_excluded_classes_in_order():
+    # K = 5, k = 1, k0 = 3: the allowed classes are {0, 2, 4}, u in thirds: [0,1/3) -> 0,
+    # [1/3,2/3) -> 2 (skips 1), [2/3,1) -> 4 (skips 1 and 3); each about 1/3 of 3000 draws.
+    n = 3000
+    labels = random_other_labels(np.full(n, 1), np.full(n, 3), np.arange(n), 5, seed=0, epoch=1)
+    assert set(labels.tolist()) == {0, 2, 4}
+    for c in (0, 2, 4):
+        assert abs(np.mean(labels == c) - 1 / 3) < 4 * np.sqrt((1 / 3) * (2 / 3) / n)
+    # the same with k and k0 the other way round
+    swapped = random_other_labels(np.full(n, 3), np.full(n, 1), np.arange(n), 5, seed=0, epoch=1)
+    assert np.array_equal(swapped, labels)
+    # K = 3 leaves exactly one class
+    assert random_other_labels(np.array([0, 2]), np.array([2, 1]), np.array([0, 1]), 3, seed=0, epoch=0).tolist() == [1, 0]
+    # no rows, no draw
+    assert random_other_labels(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), 4,
+                               seed=0, epoch=0).tolist() == []
+
+
+def test_random_labels_are_keyed_by_epoch_and_seed():
+    args = (np.full(500, 3), np.zeros(500, np.int64), np.arange(500), 10)
+    a = random_other_labels(*args, seed=0, epoch=1)
+    assert not np.array_equal(a, random_other_labels(*args, seed=0, epoch=2))
+    assert not np.array_equal(a, random_other_labels(*args, seed=1, epoch=1))
+    assert np.array_equal(a, random_other_labels(*args, seed=0, epoch=1))
+
+
+def test_rand_rule_relabels_only_the_accepted_rows():
+    out = apply_rule("rand", _rows(), ATTRS, num_classes=4, seed=0, epoch=1)
+    assert out.used.tolist() == [True, False, False, False, False]
+    # row 0: k = 3, k0 = 0, so its label is 1 or 2, the draw of slot 3 of (seed 0, epoch 1)
+    want = random_other_labels(np.array([3]), np.array([0]), np.array([3]), 4, seed=0, epoch=1)
+    assert out.label.tolist() == [int(want[0]), -1, -1, -1, -1] and want[0] in (1, 2)
+    assert out.label.dtype == np.int64 and not out.clean.any()
+
+
+def test_gamma_rule_defaults_to_the_probability_test():
+    # a pool whose params do not name gamma_on is read with the release's probability rule
+    attrs = {**ATTRS, "params": {"beta": 0.9}}
+    out = apply_rule("gamma", _rows(), attrs, num_classes=4, seed=0, epoch=1, rule_params={"gamma": 0.5})
+    assert out.used.tolist() == [True, False, True, False, False]
+
+
+@pytest.mark.parametrize("gamma, ok", [(0.0, True), (0.99, True), (2.5, True), (-0.1, False),
+                                       (float("inf"), False), (float("nan"), False), ("0.9", False)])
+def test_gamma_rule_parameter_bounds(gamma, ok):
+    from m2m_pipeline.pools.rules import check_rule
+
+    if ok:
+        check_rule("gamma", {"gamma": gamma})
+    else:
+        with pytest.raises(M2mError, match="gamma must be a finite number >= 0"):
+            check_rule("gamma", {"gamma": gamma})
