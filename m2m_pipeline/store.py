@@ -11,7 +11,6 @@ import functools
 import json
 import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 import zarr
 
 from .datasets import PreparedData, Split
-from .utils import M2mError, atomic_dir, atomic_write_bytes, check_free_space
+from .utils import M2mError, atomic_dir, atomic_write_bytes, check_free_space, replace_dir
 
 FORMAT_VERSION = 1
 
@@ -515,21 +514,10 @@ class PoolWriter:
             self.discard()
             raise RuntimeError("PoolWriter left without finish()")
         if exc_type is None:
-            _move_into_place(self.work, self.path)
+            replace_dir(self.work, self.path)
         elif issubclass(exc_type, Exception):
             self.discard()
         return False
-
-
-def _move_into_place(work: Path, final: Path) -> None:
-    """Rename the finished pool over ``final``; an old pool there is replaced whole."""
-    if final.exists():
-        old = final.with_name(f"{final.name}.tmp-old-{uuid.uuid4().hex[:8]}")
-        os.replace(final, old)
-        os.replace(work, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(work, final)
 
 
 @dataclass

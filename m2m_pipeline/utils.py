@@ -89,6 +89,18 @@ def state_hash(state_dict: dict) -> str:
     return h.hexdigest()[:16]
 
 
+def replace_dir(src: Path, final: Path) -> None:
+    """Rename the finished folder ``src`` to ``final``; a folder already at ``final`` is replaced
+    whole (moved aside first, removed after), so readers see the old or the new one, never a mix."""
+    if final.exists():
+        old = final.with_name(f"{final.name}.tmp-old-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+        os.replace(src, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, final)
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | Path) -> Iterator[Path]:
     """Write a folder under a temporary name and move it into place only when the block succeeds.
@@ -101,13 +113,7 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     tmp = final.with_name(f"{final.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
-        if final.exists():
-            old = final.with_name(f"{final.name}.tmp-old-{uuid.uuid4().hex[:8]}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        replace_dir(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
