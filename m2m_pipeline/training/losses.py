@@ -59,7 +59,7 @@ def ldam_margins(class_counts: np.ndarray, max_margin: float = 0.5) -> torch.Ten
 
 
 def _reduce(per_sample: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
-            reduction: str = "mean") -> torch.Tensor:
+            reduction: str) -> torch.Tensor:
     """The module docstring's reductions; the plain mean without weights."""
     if weight is None:
         return per_sample.mean()
@@ -81,7 +81,7 @@ class WeightedCE(nn.Module):
     def __init__(self, weight: torch.Tensor | None = None, reduction: str = "mean"):
         super().__init__()
         self.reduction = _check_reduction(reduction)
-        self.register_buffer("weight", weight if weight is not None else None, persistent=False)
+        self.register_buffer("weight", weight, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return _reduce(F.cross_entropy(logits, target, reduction="none"), target, self.weight, self.reduction)
@@ -97,7 +97,7 @@ class FocalLoss(nn.Module):
         if gamma < 0:
             raise M2mError(f"focal gamma must be >= 0, got {gamma}")
         self.gamma = gamma
-        self.register_buffer("weight", weight if weight is not None else None, persistent=False)
+        self.register_buffer("weight", weight, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         ce = F.cross_entropy(logits, target, reduction="none")
@@ -117,7 +117,7 @@ class LDAMLoss(nn.Module):
         self.reduction = _check_reduction(reduction)
         self.s = s
         self.register_buffer("margins", ldam_margins(class_counts, max_margin), persistent=False)
-        self.register_buffer("weight", weight if weight is not None else None, persistent=False)
+        self.register_buffer("weight", weight, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         shifted = logits - F.one_hot(target, logits.shape[1]).to(logits.dtype) * self.margins[target][:, None]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..utils import M2mError
+from .options import FitOptions
 
 
 @dataclass(frozen=True)
@@ -154,10 +155,11 @@ def list_ablations() -> list[str]:
     return [name for name, spec in _METHODS.items() if spec.is_ablation]
 
 
-def available_memory_bytes() -> int | None:
-    """Memory the OS reports as available now (Linux ``MemAvailable``), else None."""
+def available_memory_bytes(meminfo: str = "/proc/meminfo") -> int | None:
+    """Memory the OS reports as available now (Linux ``MemAvailable`` of ``meminfo``, in kB), else
+    free pages times the page size, else None."""
     try:
-        with open("/proc/meminfo") as fh:
+        with open(meminfo) as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
@@ -205,21 +207,19 @@ def check_method(method: str | MethodSpec, preset: Any, *, class_counts: np.ndar
         if deferred <= 0:
             raise M2mError(f"{name} starts from a warm checkpoint but deferred_epoch is {deferred}: "
                            f"no warm-up epoch to train; set deferred_epoch >= 1")
-    focal_gamma = getattr(options, "focal_gamma", 1.0)
-    cb_beta = getattr(options, "cb_beta", 0.9999)
-    reduction = getattr(options, "weight_reduction", "mean")
-    if reduction not in ("mean", "normalized"):
-        raise M2mError(f"{name}: weight_reduction must be 'mean' or 'normalized', got {reduction!r}")
-    if spec.loss == "focal" and not focal_gamma >= 0:
-        raise M2mError(f"{name}: focal_gamma must be >= 0, got {focal_gamma}")
-    if "effective" in (spec.weighting, spec.deferred_weighting) and not 0.0 < cb_beta < 1.0:
-        raise M2mError(f"{name}: effective-number weights need 0 < cb_beta < 1, got {cb_beta}")
-    if spec.loss == "ldam":
-        max_m, s = getattr(options, "ldam_max_margin", 0.5), getattr(options, "ldam_s", 30.0)
-        if not (max_m > 0 and s > 0):
-            raise M2mError(f"{name}: LDAM needs ldam_max_margin > 0 and ldam_s > 0, got {max_m} and {s}")
+    # one schema: the defaults of FitOptions (params.yaml train_f) when no options are given
+    opts = options if options is not None else FitOptions()
+    if opts.weight_reduction not in ("mean", "normalized"):
+        raise M2mError(f"{name}: weight_reduction must be 'mean' or 'normalized', got {opts.weight_reduction!r}")
+    if spec.loss == "focal" and not opts.focal_gamma >= 0:
+        raise M2mError(f"{name}: focal_gamma must be >= 0, got {opts.focal_gamma}")
+    if "effective" in (spec.weighting, spec.deferred_weighting) and not 0.0 < opts.cb_beta < 1.0:
+        raise M2mError(f"{name}: effective-number weights need 0 < cb_beta < 1, got {opts.cb_beta}")
+    if spec.loss == "ldam" and not (opts.ldam_max_margin > 0 and opts.ldam_s > 0):
+        raise M2mError(f"{name}: LDAM needs ldam_max_margin > 0 and ldam_s > 0, "
+                       f"got {opts.ldam_max_margin} and {opts.ldam_s}")
     if spec.smote:
-        k = getattr(options, "smote_k_neighbors", 5)
+        k = opts.smote_k_neighbors
         if not (isinstance(k, int) and k >= 1):
             raise M2mError(f"{name}: smote_k_neighbors must be an int >= 1, got {k!r}")
         if class_counts is not None:
@@ -229,7 +229,7 @@ def check_method(method: str | MethodSpec, preset: Any, *, class_counts: np.ndar
                                f"class {int(np.argmin(counts))} has {int(counts.min())}")
             if input_shape is not None:
                 need = smote_bytes(counts, input_shape)
-                limit = memory_limit if memory_limit is not None else getattr(options, "smote_max_bytes", None)
+                limit = memory_limit if memory_limit is not None else opts.smote_max_bytes
                 if limit is None:
                     avail = available_memory_bytes()
                     limit = avail // 2 if avail is not None else None

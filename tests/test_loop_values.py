@@ -1,0 +1,1 @@
+"""Value tests of m2m_pipeline/training/loop.py (fast; used by the mutation run)."""
