@@ -209,6 +209,20 @@ def test_augment_draws_change_with_the_epoch():
     assert np.array_equal(plans[0].aug, plans[2].aug)
 
 
+def test_attempt_draws_are_fresh_every_epoch():
+    # N = (300, 100): a slot of class 1 attempts a translation with probability 1 - 100/300 = 2/3,
+    # class 0 never. Slots of class 1 in both epochs agree on "attempt" with probability
+    # (2/3)^2 + (1/3)^2 = 5/9 when each epoch draws afresh, and always when the draws repeat.
+    labels, counts = np.repeat([0, 1], [300, 100]), np.array([300, 100])
+    e0, e1 = (make_plan(labels, counts, seed=3, epoch=e, order="balanced", attempts=True, augment={},
+                        batch_size=50) for e in (0, 1))
+    both = (labels[e0.order] == 1) & (labels[e1.order] == 1)
+    assert not e0.attempt[labels[e0.order] == 0].any()
+    n, disagree = int(both.sum()), int((e0.attempt[both] != e1.attempt[both]).sum())
+    expected, sigma = n * 4 / 9, np.sqrt(n * 4 / 9 * 5 / 9)
+    assert n > 50 and abs(disagree - expected) < 4 * sigma, (n, disagree)
+
+
 def test_apply_augment_crops_the_padded_image_and_flips():
     from m2m_pipeline.plan import apply_augment
 

@@ -74,15 +74,17 @@ def draw_slots(data: PreparedData, plan: EpochPlan, cfg: TranslationConfig, seed
         rows_of = [np.flatnonzero((labels == k) & allowed) for k in range(len(counts))]
         aug_all = draw_augment(rng_for(seed, "seed", epoch, 1), n_slots, data.augment)
         for i, (s, k) in enumerate(zip(slots, targets)):
-            q = q_table[k]
-            if q.sum() <= 0:
+            cq = np.cumsum(q_table[k])
+            if cq[-1] <= 0:
                 continue
-            k0 = min(int(np.searchsorted(np.cumsum(q), u_seed[s, 0] * q.sum(), side="right")), len(q) - 1)
+            # u * cq[-1] < cq[-1] for u in [0, 1): the search lands on a class of positive Q
+            # (scaling by q.sum(), summed in another order, could pass the end by an ulp)
+            k0 = int(np.searchsorted(cq, u_seed[s, 0] * cq[-1], side="right"))
             members = rows_of[k0]
             if not len(members):
                 continue
             seed_class[i] = k0
-            seed_index[i] = members[min(int(u_seed[s, 1] * len(members)), len(members) - 1)]
+            seed_index[i] = members[int(u_seed[s, 1] * len(members))]   # u * n < n for u in [0, 1)
             seed_aug[i] = aug_all[s]
     else:
         slot_labels = labels[plan.order]
@@ -91,10 +93,10 @@ def draw_slots(data: PreparedData, plan: EpochPlan, cfg: TranslationConfig, seed
             w = q_table[k][slot_labels[batch]]
             if allowed_seeds is not None:
                 w = w * allowed_seeds[plan.order[batch]]
-            total = w.sum()
-            if total <= 0:
+            cw = np.cumsum(w)
+            if cw[-1] <= 0:
                 continue
-            j = batch[min(int(np.searchsorted(np.cumsum(w), u_seed[s, 0] * total, side="right")), len(batch) - 1)]
+            j = batch[int(np.searchsorted(cw, u_seed[s, 0] * cw[-1], side="right"))]   # as for k0 above
             seed_class[i] = slot_labels[j]
             seed_index[i] = plan.order[j]
             seed_aug[i] = plan.aug[j]

@@ -132,7 +132,7 @@ def write_pool(out: str | Path, *, data: PreparedData, plan: EpochPlan, cfg: Tra
     n = len(rows["slot"])
     counts = reason_counts(rows["reason"])
     with PoolWriter(out, n_rows=n, input_shape=data.input_shape, input_kind=data.input_kind,
-                    rows_per_shard=cfg.rows_per_shard, rows_per_chunk=min(256, cfg.rows_per_shard),
+                    rows_per_shard=cfg.rows_per_shard,
                     class_names=data.class_names) as writer:
         writer.write_plan(plan.order, plan.attempt, plan.aug)
         writer.write_rows(0, encode_rows(rows, data))   # x* stored compactly (pools/codec.py)
@@ -230,7 +230,7 @@ def generate_pool(*, g: nn.Module, f: nn.Module, data: PreparedData, plan: Epoch
         raise M2mError("translation on dask workers needs the models' configs (model_configs=(g's, f's) "
                        "checkpoint 'config'): workers rebuild g and f from weights, not live modules")
     with PoolWriter(out, n_rows=n, input_shape=data.input_shape, input_kind=data.input_kind,
-                    rows_per_shard=cfg.rows_per_shard, rows_per_chunk=min(256, cfg.rows_per_shard),
+                    rows_per_shard=cfg.rows_per_shard,
                     job=job, class_names=data.class_names) as writer:
         writer.write_plan(plan.order, plan.attempt, plan.aug)
         records = writer.done_shards()
@@ -333,7 +333,7 @@ class TranslatedPools(StoredSwaps):
             summary = generate_pool(g=generator, f=model, data=data, plan=plan, cfg=self.cfg, seed=self.seed,
                                     out=path, provenance={**self.provenance, "f_epoch": epoch},
                                     progress=bar.update, allowed_seeds=self.allowed_seeds, client=self.client,
-                                    model_configs=self.model_configs if self.client is not None else None)
+                                    model_configs=self.model_configs)
         # Training reads the plan and the rows back through the pool store.
         plan, swaps, counts = read_swaps(path, data, rule=self.rule, rule_params=self.rule_params,
                                                seed=self.seed, g_hash=state_hash(generator.state_dict()),

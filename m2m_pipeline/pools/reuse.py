@@ -102,8 +102,7 @@ def read_swaps(path: str | Path, data: PreparedData, *, rule: str = "accepted", 
     attrs = pool.attrs
     plan = pool_plan(pool)
     cols = pool.rows(RULE_COLUMNS)
-    pool_seed = int(attrs["seed"]) if seed is None else int(seed)
-    outcome = apply_rule(rule, cols, attrs, num_classes=data.num_classes, seed=pool_seed, epoch=plan.epoch,
+    outcome = apply_rule(rule, cols, attrs, num_classes=data.num_classes, seed=int(attrs["seed"]), epoch=plan.epoch,
                          rule_params=rule_params)
     used = np.flatnonzero(outcome.used)
     clean = outcome.clean[used]
@@ -138,6 +137,7 @@ class StoredSwaps:
         self._swaps = NO_SWAPS
 
     def _set_swaps(self, swaps: EpochSwaps) -> None:
+        # read_swaps returns slots in increasing order already; a source built otherwise is sorted
         if len(swaps) > 1 and np.any(np.diff(swaps.slot) <= 0):
             order = np.argsort(swaps.slot, kind="stable")
             swaps = EpochSwaps(swaps.slot[order], swaps.x[order], swaps.label[order])

@@ -54,7 +54,7 @@ def smote_split(split: Split, class_counts: np.ndarray, seed: int, k_neighbors: 
     sm = SMOTE(k_neighbors=k, random_state=int(rng_for(seed, "smote").integers(2**31 - 1)))
     xr, yr = sm.fit_resample(flat, split.y)
     if split.x.dtype == np.uint8:
-        xr = np.clip(np.rint(xr), 0, 255).astype(np.uint8)
+        xr = np.rint(xr)   # interpolations x + u (x_nn - x), u in [0, 1), of pixels in 0..255 stay in range
     return Split(xr.reshape(-1, *split.x.shape[1:]).astype(split.x.dtype), yr)
 
 
@@ -126,8 +126,6 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
     check_method(method, preset, class_counts=data.class_counts, input_shape=data.input_shape,
                  options=options)  # every bad-input error before any training or output
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / COMPLETE_MARKER).unlink(missing_ok=True)
 
     config = model_config(data, preset.model, preset.model_args, method.norm_last)
     if start is not None:
@@ -146,9 +144,11 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
         torch.manual_seed(int(rng_for(seed, "init").integers(2**31 - 1)))
         model = build_model(config).to(device)
         first_epoch, history, best_val, best_epoch = 0, [], -1.0, -1
-    if not first_epoch <= end_epoch <= preset.epochs:
+    if not first_epoch <= end_epoch <= preset.epochs or (start is None and end_epoch == 0):
         raise M2mError(f"cannot train {method.name} from epoch {first_epoch} to {end_epoch} "
                        f"(the preset has {preset.epochs} epochs)")
+    run_dir.mkdir(parents=True, exist_ok=True)   # after every check: a refused run writes nothing
+    (run_dir / COMPLETE_MARKER).unlink(missing_ok=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=preset.lr, momentum=preset.momentum,
                                 weight_decay=preset.weight_decay)
     if start is not None and start.get("optimizer_state"):

@@ -30,6 +30,9 @@ class Preset:
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         if self.epochs < 1:
             raise M2mError(f"preset epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 2:
+            # the loop skips one-row batches (batch norm cannot train on them): nothing would train
+            raise M2mError(f"preset batch_size must be >= 2, got {self.batch_size}")
         if not 0 <= self.deferred_epoch <= self.epochs:
             raise M2mError(f"preset deferred_epoch {self.deferred_epoch} must lie in 0..epochs={self.epochs}")
         if list(self.milestones) != sorted(self.milestones):
