@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import json
 import os
 import platform
 import re
@@ -52,6 +53,7 @@ MODULES = {
     "training.methods": "m2m_pipeline/training/methods.py",
 }
 KILLED = {"killed", "timeout", "caught by type check"}
+RUN_LOG = "RUNS.jsonl"   # in the workdir: one line per run whose verdicts the report shows
 
 
 def machine() -> str:
@@ -104,6 +106,7 @@ def copy_tree(src_root: Path, dst: Path, ref: str | None, overlay: list[str] = (
     old = stamp.read_text().split() if stamp.exists() else []
     if fresh or len(old) != 2 or old[0] != package:
         shutil.rmtree(dst / "mutants", ignore_errors=True)
+        (dst / RUN_LOG).unlink(missing_ok=True)   # the runs behind the verdicts go with them
     elif old[1] != tests:
         (dst / "TESTS_CHANGED").write_text("1\n")
     stamp.write_text(f"{package} {tests}\n")
@@ -186,8 +189,19 @@ def equivalent_reasons(doc: str) -> dict[str, str]:
     return {m.group(1): m.group(2).strip() for m in re.finditer(r"^- `([^`]+)`: (.+)$", section, flags=re.M)}
 
 
-def render(results: dict[str, str], equivalent: dict[str, str], workdir: Path, *, command: str, source: str,
-           seconds: float | None, modules_run: list[str], tests_seconds: float | None, rerun: bool = False) -> str:
+def log_run(workdir: Path, **record) -> None:
+    """Append a run (command, date, wall time, baseline, modules) to the workdir's run log."""
+    record["date"] = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}"
+    with open(workdir / RUN_LOG, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def read_runs(workdir: Path) -> list[dict]:
+    path = workdir / RUN_LOG
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def render(results: dict[str, str], equivalent: dict[str, str], workdir: Path, *, source: str) -> str:
     by_module: dict[str, Counter] = defaultdict(Counter)
     survivors: dict[str, list[str]] = defaultdict(list)
     for name, status in sorted(results.items()):
@@ -203,14 +217,15 @@ def render(results: dict[str, str], equivalent: dict[str, str], workdir: Path, *
             survivors[mod].append(name)
         else:
             by_module[mod][status] += 1
-    lines = [BEGIN, "", f"- command: `{command}`", f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
-             f"- machine: {machine()}; 1 mutmut child process, 1 thread (OMP/MKL)",
+    lines = [BEGIN, "", f"- report written: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
+             f"- machine: {machine()}",
              f"- source: {source}; mutmut {mutmut_version()}",
-             f"- modules run this time: {', '.join(modules_run) if modules_run else ('survivors only' if rerun else 'none (report only)')}"]
-    if seconds is not None:
-        lines.append(f"- wall time of this run: {seconds / 60:.1f} min")
-    if tests_seconds is not None:
-        lines.append(f"- baseline, same run: the selected fast tests without mutation take {tests_seconds:.1f} s")
+             "- the runs behind these verdicts (in order):"]
+    for run in read_runs(workdir):
+        what = ", ".join(run["modules"]) if run["modules"] else "the survivors of the runs before"
+        lines.append(f"  - `{run['command']}` ({run['date']}; {run['max_children']} mutmut child process(es), "
+                     f"{run['threads']} thread(s) each): {what}; {run['seconds'] / 60:.1f} min wall; the selected "
+                     f"fast tests alone took {run['tests_seconds']:.1f} s in the same run")
     failing = (workdir / "DESELECTED").read_text().split() if (workdir / "DESELECTED").exists() else []
     if failing:
         lines.append(f"- deselected because they failed before any mutation: {', '.join(f'`{n}`' for n in failing)}")
@@ -347,9 +362,10 @@ def main(argv: list[str] | None = None) -> int:
             (args.workdir / "TESTS_CHANGED").unlink()
     results = read_results(args.workdir)
     doc = DOC.read_text() if DOC.exists() else ""
-    block = render(results, equivalent_reasons(doc), args.workdir, command=command, source=source, seconds=seconds,
-                   modules_run=[] if args.report_only else modules, tests_seconds=tests_seconds,
-                   rerun=bool(args.rerun_survivors))
+    if not args.report_only:
+        log_run(args.workdir, command=command, seconds=seconds, tests_seconds=tests_seconds, modules=modules,
+                max_children=args.max_children, threads=args.threads)
+    block = render(results, equivalent_reasons(doc), args.workdir, source=source)
     if args.no_doc:
         print(block)
     else:

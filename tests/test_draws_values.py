@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from m2m_pipeline.acceptance import seed_class_probs
 from m2m_pipeline.plan import EpochPlan
 from m2m_pipeline.pools import TranslationConfig
 from m2m_pipeline.pools import draws as draws_mod
@@ -279,6 +280,21 @@ def test_the_top_uniform_takes_the_last_seed_of_positive_weight(monkeypatch, sco
     assert k0 == 8 and labels[row] == 8
     # batch scope: the batch's one row of class 8; dataset scope: the last row of class 8 (u * 3 -> 2)
     assert row == (first[8] if scope == "batch" else int(np.flatnonzero(labels == 8)[-1]))
+
+
+def test_the_top_uniform_stays_inside_cumulative_weights_short_of_one(monkeypatch):
+    # N = (35, 34, 29, 23, 21, 7), beta 0.9, target 5: Q(. | 5) sums to 1 but its running sum ends
+    # at 1 - 2^-53. The top uniform scaled by that last value still lands on class 4 (the last
+    # class of positive Q); scaled by anything above it (e.g. divided by it), it would run past
+    # the end.
+    counts = (35, 34, 29, 23, 21, 7)
+    data = tiny_vectors(counts)
+    assert np.cumsum(seed_class_probs(np.array(counts), 5, 0.9))[-1] < 1.0
+    first = np.array([int(np.flatnonzero(data.train.y == k)[0]) for k in range(6)])
+    plan = EpochPlan(epoch=0, order=first, attempt=np.arange(6) == 5, aug=np.zeros((6, 3), np.int16), batch_size=6)
+    _fix_seed_uniforms(monkeypatch, float(np.nextafter(1.0, 0.0)))
+    d = draw_slots(data, plan, TranslationConfig(seed_scope="dataset", beta=0.9), 0)
+    assert int(d.seed_class[0]) == 4 and data.train.y[int(d.seed_index[0])] == 4
 
 
 def test_no_attempts_give_empty_draws():
