@@ -12,6 +12,7 @@ from .pools.draws import seed_inputs
 from .pools.reuse import check_provenance
 from .store import open_pool
 from .acceptance import REASONS
+from .utils import save_figure
 
 REASON_COLORS = {"accepted": "tab:green", "beta": "tab:orange", "gamma": "tab:gray", "non_finite": "tab:red",
                  "no_seed": "tab:purple"}
@@ -81,11 +82,7 @@ def plot_pool(pool_path: str | Path, data: PreparedData, out: str | Path, *, n_e
                                   f"\np = {rows['prob_g'][i]:.2f}", fontsize=8)
                 if j == 0:
                     axi.set_ylabel(label, fontsize=8)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 # -- the paper's figures, from the evaluate stage's prediction files --------------------------------
@@ -138,13 +135,6 @@ def _plt():
     return plt
 
 
-def _save(fig, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    _plt().close(fig)
-    return out
-
-
 def plot_recall_vs_size(preds: list[dict], out: str | Path, *, title: str = "") -> Path:
     """Per-class test recall against the class's training size, one line per method (mean over
     seeds), classes from the largest to the smallest."""
@@ -164,7 +154,7 @@ def plot_recall_vs_size(preds: list[dict], out: str | Path, *, title: str = "") 
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, Path(out))
+    return save_figure(fig, out)
 
 
 def plot_cumulative_false_positives(preds: list[dict], out: str | Path, *, title: str = "") -> Path:
@@ -184,7 +174,7 @@ def plot_cumulative_false_positives(preds: list[dict], out: str | Path, *, title
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, Path(out))
+    return save_figure(fig, out)
 
 
 def plot_tsne(preds: list[dict], out: str | Path, *, title: str = "", seed: int = 0) -> Path:
@@ -210,7 +200,7 @@ def plot_tsne(preds: list[dict], out: str | Path, *, title: str = "", seed: int 
         ax.set_yticks([])
     fig.suptitle(title or "t-SNE of penultimate features, class-balanced test subset (Figure 4)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, Path(out))
+    return save_figure(fig, out)
 
 
 def plot_confusion(preds: list[dict], out: str | Path, *, title: str = "") -> Path:
@@ -241,7 +231,7 @@ def plot_confusion(preds: list[dict], out: str | Path, *, title: str = "") -> Pa
     if im is not None:
         fig.colorbar(im, ax=list(axes[0]), fraction=0.02, pad=0.02, label="share of the true class")
     fig.suptitle(title or "test confusion matrix, row-normalised", fontsize=10)
-    return _save(fig, Path(out))
+    return save_figure(fig, out)
 
 
 def paper_figures(prediction_files, out_dir: str | Path, *, dataset: str = "") -> dict[str, Path]:

@@ -130,6 +130,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def save_figure(fig, out: str | Path, *, dpi: int = 110) -> Path:
+    """Write a matplotlib figure to ``out`` (its folder created) and close it."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return out
+
+
 def progress_bar(*, total: int | None = None, desc: str = "", enabled: bool = True, leave: bool = False,
                  unit: str = "it", iterable=None):
     """A tqdm bar with a total that redraws at most every 5 s when stderr is a log file (DVC, CI)

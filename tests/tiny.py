@@ -24,10 +24,9 @@ def tiny_vectors(counts=(12, 6, 3), dim: int = 4, *, seed: int = 0,
         x[np.arange(len(y)), y % dim] += 0.05   # a little class signal
         return Split(x, y)
 
-    data = PreparedData(name="tiny-vec", class_names=[f"c{i}" for i in range(k)], train=split(counts),
+    return PreparedData(name="tiny-vec", class_names=[f"c{i}" for i in range(k)], train=split(counts),
                         val=split([2] * k), test=split([2] * k), input_kind="vector", input_range=input_range,
                         mean=[0.0] * dim, std=[1.0] * dim)
-    return data
 
 
 def tiny_images(counts=(10, 5, 3), *, seed: int = 0, crop_pad: int = 1, flip: bool = True) -> PreparedData:

@@ -34,7 +34,6 @@ def train_ablation(data: PreparedData, preset: Preset, *, method: str, seed: int
     with output_lock(out_dir):
         start, resume, warm_hash = start_for(spec, data=data, preset=preset, seed=seed, out_dir=out_dir,
                                              warm_dir=warm_dir, params=params)
-        params["warm_hash"] = warm_hash
         source = ReusedPools(reused_pools, data, rule=spec.pool_rule, seed=seed, rule_params=method_params,
                              expected={"run": spec.reuse, "warm_hash": warm_hash})
         return fit(data=data, preset=preset, method=spec, seed=seed, run_dir=out_dir, end_epoch=preset.epochs,

@@ -86,8 +86,6 @@ def train_m2m(data: PreparedData, preset: Preset, *, method: str, seed: int, out
     with output_lock(out_dir):
         start, resume, warm_hash = start_for(spec, data=data, preset=preset, seed=seed, out_dir=out_dir,
                                              warm_dir=warm_dir, params=params)
-        if warm_hash:
-            params["warm_hash"] = warm_hash
         # Every pool names the run and the warm start it came from: the ablations that reuse the
         # pools check both before re-deciding the rows.
         provenance = {"run": method, "warm_hash": warm_hash}

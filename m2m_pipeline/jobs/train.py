@@ -86,7 +86,8 @@ def warm_start(warm_dir: str | Path | None, data: PreparedData, spec: MethodSpec
 def start_for(spec: MethodSpec, *, data: PreparedData, preset: Preset, seed: int, out_dir: str | Path,
               warm_dir: str | Path | None, params: dict[str, Any]) -> tuple[dict[str, Any] | None, bool, str | None]:
     """(start checkpoint, resume?, warm weights hash) of an f run: its own interrupted run when
-    there is one, else the warm checkpoint of a deferred method, else None (from scratch)."""
+    there is one, else the warm checkpoint of a deferred method, else None (from scratch). A
+    deferred run's ``params`` get the warm hash (``params["warm_hash"]``), as its checkpoints record it."""
     warm_hash = None
     if spec.deferred:
         if preset.deferred_epoch >= preset.epochs:
@@ -94,7 +95,7 @@ def start_for(spec: MethodSpec, *, data: PreparedData, preset: Preset, seed: int
                            f"leaves no epoch of the {preset.epochs} to train")
         warm = warm_start(warm_dir, data, spec, seed)
         warm_hash = str(warm["weights_hash"])
-        params = {**params, "warm_hash": warm_hash}
+        params["warm_hash"] = warm_hash
     resumed, resume = resume_point(out_dir, data, spec, seed, params, preset)
     if resume:
         return resumed, True, warm_hash
@@ -118,10 +119,8 @@ def train_f(data: PreparedData, preset: Preset, *, method: str, seed: int, out_d
     params = f_params(spec, options=options)
     check_run_dir(out_dir)
     with output_lock(out_dir):
-        start, resume, warm_hash = start_for(spec, data=data, preset=preset, seed=seed, out_dir=out_dir,
-                                             warm_dir=warm_dir, params=params)
-        if warm_hash:
-            params["warm_hash"] = warm_hash
+        start, resume, _ = start_for(spec, data=data, preset=preset, seed=seed, out_dir=out_dir,
+                                     warm_dir=warm_dir, params=params)
         return fit(data=data, preset=preset, method=spec, seed=seed, run_dir=out_dir, end_epoch=preset.epochs,
                    start=start, resume=resume, options=options, params=params, device=device, progress=progress)
 

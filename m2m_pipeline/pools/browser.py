@@ -29,7 +29,7 @@ import numpy as np
 from ..acceptance import REASON_NAMES, REASONS, accept_prob
 from ..datasets import PreparedData
 from ..store import Pool, open_pool
-from ..utils import M2mError
+from ..utils import M2mError, save_figure
 from .codec import read_x
 
 _EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
@@ -282,10 +282,7 @@ def image_grid(pool: Pool, data: PreparedData, idx: np.ndarray, out: str | Path 
                  fontsize=8)
     fig.tight_layout()
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=110)
-        plt.close(fig)
+        save_figure(fig, out)
     return fig
 
 
@@ -527,11 +524,7 @@ def plot_heatmap(stats: dict[str, Any], names: list[str], out: str | Path) -> Pa
                  f"{stats['accepted']}/{stats['attempts']} accepted\n"
                  f"({'cells: rate, attempts; ' if k <= 12 else ''}blank: no attempt)", fontsize=9)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def epoch_rates(run_dir: str | Path) -> dict[str, Any]:
@@ -589,11 +582,7 @@ def plot_epoch_rates(run_dir: str | Path, names: list[str], out: str | Path) -> 
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, k - 1))
         fig.colorbar(sm, ax=ax, label="class rank by size (0 = largest)")
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def format_stats(stats: dict[str, Any], *, max_pairs: int | None = 40) -> str:
