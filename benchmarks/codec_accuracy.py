@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from m2m_pipeline.config import load_params, m2m_config, preset_for
+from m2m_pipeline.params import load_params, m2m_config, preset_for
 from m2m_pipeline.datasets import create_dataset
 from m2m_pipeline.evaluation import evaluate_run
-from m2m_pipeline.pipeline import train_method
-from m2m_pipeline.pools import codec, generate, reuse
+from m2m_pipeline.jobs.dispatch import train_method
+from m2m_pipeline.pools import codec, reuse, shard
 from m2m_pipeline.jobs.train import pretrain_g, warm_f
 
 MAX_ERROR = [0.0]   # the largest |decoded - exact| met while training read rows
@@ -50,7 +50,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="m2m-codec-accuracy-"))
     results: dict[str, list] = {"decoded": [], "exact": []}
     real_read_x = reuse.read_x
-    real_encode = generate.encode_rows
+    real_encode = shard.encode_rows   # the shard task encodes x* before it commits a shard
     stash: dict[int, np.ndarray] = {}
 
     def encode_and_keep(rows, data_):
@@ -76,7 +76,7 @@ def main() -> None:
             for way in ("decoded", "exact"):
                 stash.clear()
                 if way == "exact":
-                    generate.encode_rows = encode_and_keep
+                    shard.encode_rows = encode_and_keep
                     reuse.read_x = read_exact
                 run = work / f"{way}{seed}"
                 try:
@@ -84,7 +84,7 @@ def main() -> None:
                                  g_path=work / f"g{seed}" / "best.pt", m2m=cfg, pools_dir=run / "pools",
                                  progress=False)
                 finally:
-                    generate.encode_rows, reuse.read_x = real_encode, real_read_x
+                    shard.encode_rows, reuse.read_x = real_encode, real_read_x
                 res = evaluate_run(run, data, method="M2m")
                 results[way].append({"seed": seed, "best_val_bacc": res["best_val"]["test"]["bacc"],
                                      "last_bacc": res["last"]["test"]["bacc"]})

@@ -33,8 +33,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import translate_speed  # noqa: E402
 
-from m2m_pipeline.config import fit_options, load_params, m2m_config, preset_for  # noqa: E402
-from m2m_pipeline.jobs.data import prepare  # noqa: E402
+from m2m_pipeline.params import fit_options, load_params, m2m_config, preset_for  # noqa: E402
+from m2m_pipeline.jobs.prepare import prepare  # noqa: E402
 from m2m_pipeline.jobs.evaluate import run_evaluate  # noqa: E402
 from m2m_pipeline.jobs.m2m import train_m2m  # noqa: E402
 from m2m_pipeline.jobs.train import pretrain_g, train_f, warm_f  # noqa: E402

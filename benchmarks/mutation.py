@@ -2,10 +2,11 @@
 
 mutmut changes one small thing at a time in the modules named in pyproject's ``[tool.mutmut]``
 (a flipped comparison, a changed constant, a dropped argument) and runs the fast tests that reach
-the changed function; a mutant the tests do not notice "survives". The run happens in a scratch
-copy of the package and tests (``--workdir``), so the checkout is never touched and several people
-can keep editing while it runs. Results accumulate in the scratch folder, so a run per module
-(``--modules acceptance translate``) adds to the previous ones.
+the changed function: the tests under tests/unit and tests/rules marked ``@pytest.mark.mutation``
+(the selection is pyproject's ``[tool.mutmut]``). A mutant the tests do not notice "survives". The
+run happens in a scratch copy of the package and tests (``--workdir``), so the checkout is never
+touched and several people can keep editing while it runs. Results accumulate in the scratch
+folder, so a run per module (``--modules acceptance translate``) adds to the previous ones.
 
 Survivors that no test can kill (the mutant computes the same thing) are listed in
 docs/testing.md under "Equivalent mutants" as ``- `<mutant name>`: <one-line reason>``; the score
@@ -14,6 +15,7 @@ reports them apart. Everything else that survives is listed as open.
     python benchmarks/mutation.py                          # every module, 1 child process
     python benchmarks/mutation.py --modules acceptance plan --threads 1
     python benchmarks/mutation.py --report-only            # rewrite the doc from the last results
+    python benchmarks/mutation.py --dry-run                # copy, run the selected tests once, mutate nothing
 """
 
 from __future__ import annotations
@@ -45,7 +47,12 @@ MODULES = {
     "pools.config": "m2m_pipeline/pools/config.py",
     "pools.draws": "m2m_pipeline/pools/draws.py",
     "pools.generate": "m2m_pipeline/pools/generate.py",
+    "pools.shard": "m2m_pipeline/pools/shard.py",
+    "pools.backends": "m2m_pipeline/pools/backends.py",
     "pools.reuse": "m2m_pipeline/pools/reuse.py",
+    "pools.sources.stored": "m2m_pipeline/pools/sources/stored.py",
+    "pools.sources.translated": "m2m_pipeline/pools/sources/translated.py",
+    "pools.sources.reused": "m2m_pipeline/pools/sources/reused.py",
     "pools.rules": "m2m_pipeline/pools/rules.py",
     "training.losses": "m2m_pipeline/training/losses.py",
     "training.schedule": "m2m_pipeline/training/schedule.py",
@@ -290,9 +297,16 @@ def baseline_run(workdir: Path, threads: int) -> tuple[float, list[str], str]:
                            *conf["pytest_add_cli_args"], "-rfE", "--durations=8"], cwd=workdir, env=env,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    if "error during collection" in proc.stdout or "errors during collection" in proc.stdout:
+        errors = re.findall(r"^ERROR (\S+)", proc.stdout, flags=re.M)
+        raise SystemExit(f"error: the selected tests do not collect (a test file does not import): {' '.join(errors)}")
     failing = sorted(set(re.findall(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", proc.stdout, flags=re.M)))
     durations = proc.stdout.split("slowest 8 durations", 1)[-1].split("===", 2)[-1] if "slowest" in proc.stdout else ""
-    return seconds, failing, durations.strip()
+    summary = (proc.stdout.strip().splitlines() or [""])[-1]   # "N passed, M deselected in S s": the selection's size
+    durations = durations.strip()
+    if summary not in durations:
+        durations = (durations + "\n" + summary).strip()
+    return seconds, failing, durations
 
 
 def deselect(workdir: Path, nodeids: list[str]) -> None:
@@ -329,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="lay these work-tree test files over the last run's copy and re-run its survivors only")
     ap.add_argument("--fresh", action="store_true", help="drop the verdicts of earlier runs")
     ap.add_argument("--no-doc", action="store_true", help="print the report instead of writing docs/testing.md")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="copy the tree and run the selected (mutation-marked) tests once; mutate nothing, write nothing")
     args = ap.parse_args(argv)
 
     command = "python benchmarks/mutation.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -352,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         (args.workdir / "SOURCE").write_text(source + "\n")
         tests_seconds, failing, durations = baseline_run(args.workdir, args.threads)
         print(f"baseline: the selected tests take {tests_seconds:.1f} s without mutation\n{durations}", flush=True)
+        if args.dry_run:
+            print("failing before any mutation: " + (" ".join(failing) or "none"))
+            return 1 if failing else 0
         if failing:
             print("deselected (failing before any mutation): " + " ".join(failing), flush=True)
             deselect(args.workdir, failing)

@@ -27,9 +27,10 @@ from pathlib import Path
 
 import torch
 
-from m2m_pipeline.config import fit_options, m2m_config
+from m2m_pipeline.params import fit_options, m2m_config
 from m2m_pipeline.datasets import dataset_slug
-from m2m_pipeline.experiment import load_experiment, run_method, train_seed_models
+from m2m_pipeline.layout import Layout
+from m2m_pipeline.studies.seeds import load_experiment, run_method, train_seed_models
 from m2m_pipeline.utils import M2mError
 
 METHODS = ("M2m", "M2m-Online")
@@ -71,11 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         g_base = int((params.get("pretrain_g") or {}).get("seed", 1000))
         per_seed = []
         for seed in args.seeds:
-            models = train_seed_models(data, preset, seed=seed, g_seed=g_base + seed, work_dir=work / f"seed{seed}",
+            models = train_seed_models(data, preset, seed=seed, g_seed=g_base + seed, layout=Layout(args.dataset, root=work),
                                        warm_losses=("ce",))
             row = {"seed": seed}
             for name in METHODS:
-                res = run_method(data, preset, models, name, out_dir=work / f"seed{seed}" / name, m2m=m2m,
+                res = run_method(data, preset, models, name, m2m=m2m,
                                  options=options)
                 row[name] = {"bacc_best_val": res["metrics"]["best_val"]["test"]["bacc"],
                              "bacc_last": res["metrics"]["last"]["test"]["bacc"],

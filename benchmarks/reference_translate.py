@@ -6,7 +6,7 @@ It is two things:
   one class-balanced mini-batch at a time, as the paper describes it;
 - a correctness oracle: on the same inputs and draws it must give the same x*, softmax
   probability, loss and accept decisions as ``M2mTranslator.translate``
-  (``tests/test_benchmarks.py``).
+  (``tests/system/test_benchmarks.py``).
 
 Nothing here imports ``m2m_pipeline``: the rules are restated from the paper.
 

@@ -33,18 +33,19 @@ from pathlib import Path
 import torch
 import yaml
 
-from m2m_pipeline.config import fit_options, load_params, m2m_config, prepare_options, preset_for
+from m2m_pipeline.params import fit_options, load_params, m2m_config, prepare_options, preset_for, validate_params
 from m2m_pipeline.datasets import create_dataset
-from m2m_pipeline.experiment import run_method, train_seed_models, warm_losses_for
+from m2m_pipeline.layout import Layout
+from m2m_pipeline.studies.seeds import run_method, train_seed_models, warm_losses_for
 from m2m_pipeline.pools.generate import make_translator
 from m2m_pipeline.datasets import dataset_slug
-from m2m_pipeline.report import ablation_report, build_report, paper_key, summarize
+from m2m_pipeline.reports import ablation_report, paper_key, report_tables, summarize
 from m2m_pipeline.training import get_method, list_methods
 from m2m_pipeline.training.methods import check_method
 from m2m_pipeline.utils import M2mError
 
 
-PAPER_METHODS = [m for m in list_methods() if not get_method(m).is_ablation]
+PAPER_METHODS = [m for m in list_methods() if not (get_method(m).is_ablation or get_method(m).after_paper)]
 
 
 def run_order(methods: list[str]) -> list[str]:
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", help="folder of the dataset's files (default: params data_root or data/raw/<name>)")
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--methods", nargs="+", default=PAPER_METHODS,
-                   help="default: the paper's twelve; add ablations by name (M2m-Clean, ...; `m2m-pipeline methods`)")
+                   help="default: the paper's twelve; add ablations (M2m-Clean, ...) or later baselines "
+                        "(LA, LA-posthoc, BalancedSoftmax, CMO, LA-M2m) by name (`m2m-pipeline methods`)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", required=True, help="summary JSON {method: {bacc_mean, ...}}")
     p.add_argument("--markdown", help="markdown table with the paper's column")
@@ -119,15 +121,17 @@ def main(argv: list[str] | None = None) -> int:
         overrides = parse_overrides("--m2m", args.m2m)
         fit_overrides = parse_overrides("--fit", args.fit)
         if fit_overrides:
-            params = {**params, "train_f": {**(params.get("train_f") or {}), **fit_overrides}}
+            params = validate_params({**params, "train_f": {**(params.get("train_f") or {}), **fit_overrides}}, "--fit")
         options = fit_options(params)
         m2m = m2m_config(params, args.dataset, **overrides)
         make_translator(m2m, data.input_range)  # bad m2m parameters fail here
         for m in methods:  # every bad-input error before any training
-            check_method(m, preset, class_counts=data.class_counts, input_shape=data.input_shape, options=options)
+            check_method(m, preset, class_counts=data.class_counts, input_shape=data.input_shape, options=options,
+                         input_kind=data.input_kind)
         slug = dataset_slug(args.dataset)
         work = Path(args.work_dir or Path("runs/bench") / slug)
-        metrics_dir = work / "metrics" / slug
+        layout = Layout(args.dataset, root=work)   # the DAG's folders under the work folder
+        metrics_dir = layout.metrics_dir
         if metrics_dir.exists():
             shutil.rmtree(metrics_dir)  # a stale run of another configuration must not mix in
         metrics_dir.mkdir(parents=True)
@@ -138,19 +142,16 @@ def main(argv: list[str] | None = None) -> int:
               f"m2m {asdict(m2m)}", flush=True)
         runs, setup = [], {}
         for seed in args.seeds:
-            models = train_seed_models(data, preset, seed=seed, g_seed=g_base + seed, work_dir=work / f"seed{seed}",
-                                       warm_losses=warm_losses_for(methods), need_g=need_g)
+            models = train_seed_models(data, preset, seed=seed, g_seed=g_base + seed, layout=layout,
+                                       warm_losses=warm_losses_for(methods), need_g=need_g, options=options)
             setup[seed] = models.seconds
             print(f"seed {seed}: " + ", ".join(f"{k} {v:.1f} s" for k, v in models.seconds.items()), flush=True)
             reused = {get_method(m).reuse for m in methods} - {None}
-            models.g2_path = work / f"seed{seed}" / "ERM" / "best.pt"
             for m in methods:
-                spec = get_method(m)
-                res = run_method(data, preset, models, m, out_dir=work / f"seed{seed}" / m, m2m=m2m, options=options,
+                res = run_method(data, preset, models, m, m2m=m2m, options=options,
                                  keep_pools=args.keep_pools or m in reused,
-                                 reused_pools=work / f"seed{seed}" / spec.reuse / "pools" if spec.reuse else None,
                                  method_params=(params.get("ablation_params") or {}).get(m))
-                (metrics_dir / f"{m}-seed{seed}.json").write_text(json.dumps(res["metrics"], indent=1))
+                layout.metrics(m, seed).write_text(json.dumps(res["metrics"], indent=1))
                 t = res["metrics"][args.which]["test"]
                 print(f"seed {seed} {m:9s} test bACC {t['bacc']:5.1f} GM {t['gm']:5.1f} "
                       f"(epoch {res['metrics'][args.which]['epoch']}, {res['seconds']:.1f} s)", flush=True)
@@ -180,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                 "m2m_overrides": overrides, "fit_overrides": fit_overrides, "wall_seconds": wall, "date": str(date.today()), "machine": machine(), "torch_threads": args.threads,
                 "command": command}
         out.with_name(out.stem + ".runs.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
-        table, _ = build_report(grouped, dataset=args.dataset, rho=rho, which=args.which)
-        table_last, _ = build_report(grouped, dataset=args.dataset, rho=rho, which="last")
+        table, _ = report_tables(grouped, dataset=args.dataset, rho=rho, which=args.which)
+        table_last, _ = report_tables(grouped, dataset=args.dataset, rho=rho, which="last")
         md = "\n".join([
             f"# Reproduction: {args.dataset}", "",
             f"- command: `{command}`",

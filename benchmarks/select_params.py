@@ -5,7 +5,7 @@
 
 Trains g and the warm checkpoints once per seed, runs every translating method over the paper's
 grid beta {0.9, 0.99, 0.999} x lambda {0.01, 0.1, 0.5} x gamma {0.9, 0.99} (Sec. 3.1), scores each
-grid point by validation bACC (never the test set; m2m_pipeline/selection.py), writes the best
+grid point by validation bACC (never the test set; m2m_pipeline/studies/grid.py), writes the best
 point into params.yaml under presets.<preset>.m2m (nothing else in the file changes) and every
 run's scores to --out. Work files go to --work-dir (default runs/select/<dataset>, git-ignored).
 """
@@ -21,11 +21,12 @@ from pathlib import Path
 
 import torch
 
-from m2m_pipeline.config import fit_options, m2m_config
+from m2m_pipeline.params import fit_options, m2m_config
 from m2m_pipeline.datasets import dataset_preset
 from m2m_pipeline.datasets import dataset_slug
-from m2m_pipeline.experiment import load_experiment
-from m2m_pipeline.selection import select_m2m_params, write_preset_m2m
+from m2m_pipeline.layout import Layout
+from m2m_pipeline.studies.seeds import load_experiment
+from m2m_pipeline.studies.grid import select_m2m_params, write_preset_m2m
 from m2m_pipeline.utils import M2mError
 
 
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         base = m2m_config(params, args.dataset)
         work = Path(args.work_dir or Path("runs/select") / dataset_slug(args.dataset))
         g_seed = int((params.get("pretrain_g") or {}).get("seed", 1000))
-        record = select_m2m_params(data, preset, base, work_dir=work, seeds=tuple(args.seeds),
+        record = select_m2m_params(data, preset, base, layout=Layout(args.dataset, root=work), seeds=tuple(args.seeds),
                                    methods=tuple(args.methods), g_seed=g_seed, options=fit_options(params),
                                    log=lambda msg: print(msg, flush=True))
         key = dataset_preset(args.dataset)

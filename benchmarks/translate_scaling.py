@@ -35,7 +35,7 @@ from m2m_pipeline.datasets import PreparedData, Split, create_dataset
 from m2m_pipeline.models import create_model
 from m2m_pipeline.plan import make_plan
 from m2m_pipeline.pools import TranslationConfig, generate_pool
-from m2m_pipeline.pools.distributed import dask_client
+from m2m_pipeline.pools.backends import create_backend
 from m2m_pipeline.store import POOL_ROW_ARRAYS, open_pool
 
 
@@ -81,15 +81,15 @@ def run_case(name: str, data: PreparedData, model: str, cfg: TranslationConfig, 
     generate_pool(out=workdir / f"{name}-here", **common)
     out["here_s"] = time.perf_counter() - t0
     for n_workers in (1, 2):
-        with dask_client(workers=n_workers) as (client, per_worker):
+        with create_backend(workers=n_workers) as backend:   # one local cluster for both pools
             # warm-up: every worker loads g and f (cached by weights hash for the timed pool)
             warm = replace(cfg, rows_per_shard=8, batch_size=8)
-            generate_pool(out=workdir / f"{name}-warm{n_workers}", client=client,
+            generate_pool(out=workdir / f"{name}-warm{n_workers}", backend=backend,
                           **{**common, "plan": _first_rows(plan, 8 * n_workers), "cfg": warm})
             t0 = time.perf_counter()
-            generate_pool(out=workdir / f"{name}-w{n_workers}", client=client, **common)
+            generate_pool(out=workdir / f"{name}-w{n_workers}", backend=backend, **common)
             out[f"workers{n_workers}_s"] = time.perf_counter() - t0
-            out[f"workers{n_workers}_torch_threads"] = per_worker
+            out[f"workers{n_workers}_torch_threads"] = backend.torch_threads
     a, b = open_pool(workdir / f"{name}-w1").rows(), open_pool(workdir / f"{name}-w2").rows()
     out["identical_1_vs_2"] = all(np.array_equal(a[k], b[k], equal_nan=True) for k in POOL_ROW_ARRAYS)
     out["load_after"] = os.getloadavg()

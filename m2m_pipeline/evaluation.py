@@ -10,20 +10,24 @@ from typing import Any
 import numpy as np
 
 from .datasets import PreparedData
+from .layout import BEST_CHECKPOINT, LAST_CHECKPOINT
 from .metrics import balanced_metrics
 from .training import load_checkpoint, model_from_checkpoint, predict
+from .training.checkpoint import logit_offset_of
 from .utils import default_device
 
 
 def evaluate_checkpoint(path: str | Path, data: PreparedData, device=None) -> dict[str, Any]:
-    """Validation and test metrics of one checkpoint, with the epoch it was saved at."""
+    """Validation and test metrics of one checkpoint, with the epoch it was saved at; predictions
+    honour the checkpoint's post-hoc logit adjustment (LA-posthoc), as its training selected with it."""
     device = device or default_device()
     ckpt = load_checkpoint(path, data=data, map_location=device)
     model = model_from_checkpoint(ckpt, device)
     out: dict[str, Any] = {"epoch": int(ckpt["epoch"]) - 1}
     for split_name in ("val", "test"):
         split = getattr(data, split_name)
-        out[split_name] = balanced_metrics(split.y, predict(model, data, split), data.class_counts)
+        out[split_name] = balanced_metrics(split.y, predict(model, data, split, logit_offset=logit_offset_of(ckpt)),
+                                           data.class_counts)
     return out
 
 
@@ -31,8 +35,8 @@ def evaluate_run(run_dir: str | Path, data: PreparedData, *, method: str, device
     """The run's test numbers at the epoch of best validation bACC (the authors' selection rule,
     labelled ``best_val``) and at the last epoch (``last``)."""
     run_dir = Path(run_dir)
-    best = evaluate_checkpoint(run_dir / "best.pt", data, device)
-    last = evaluate_checkpoint(run_dir / "last.pt", data, device)
+    best = evaluate_checkpoint(run_dir / BEST_CHECKPOINT, data, device)
+    last = evaluate_checkpoint(run_dir / LAST_CHECKPOINT, data, device)
     return {"dataset": data.name, "method": method, "dataset_fingerprint": data.fingerprint,
             "best_val": best, "last": last}
 
@@ -104,7 +108,7 @@ def write_predictions(run_dir: str | Path, data: PreparedData, out: str | Path, 
     device = device or default_device()
     ckpt = load_checkpoint(Path(run_dir) / f"{checkpoint}.pt", data=data, map_location=device)
     model = model_from_checkpoint(ckpt, device)
-    y_pred = predict(model, data, data.test)
+    y_pred = predict(model, data, data.test, logit_offset=logit_offset_of(ckpt))
     sub = balanced_subset(data.test.y, features_per_class)
     feats = penultimate_features(model, data, data.test.x[sub])
     out = Path(out)

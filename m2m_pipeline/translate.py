@@ -208,7 +208,8 @@ class M2mTranslator:
                 loss_g = F.cross_entropy(logits, tgt, reduction="none")
                 prob_g = logits.softmax(dim=1).gather(1, tgt[:, None]).squeeze(1)
         finally:
-            for m, mode in zip((g, f), modes):
+            # restored last-in first-out: when f is g, g's own mode (recorded first) is what stays
+            for m, mode in reversed(list(zip((g, f), modes))):
                 m.train(mode)
         # float32 on the CPU whatever the device and autocast dtype (bf16 under torch.autocast)
         x_star, loss_g, prob_g = x_star.float().cpu(), loss_g.float().cpu(), prob_g.float().cpu()

@@ -1,15 +1,16 @@
-"""Small shared helpers: errors, seeded random streams, hashing, atomic output folders.
+"""Small shared helpers: seeded random streams, hashing, atomic output folders, locks, threads.
 
-Nothing here imports another module of the package; everything else may import this.
+It imports only ``errors`` of the package (re-exporting M2mError, os_error_message and
+user_os_errors from there); everything else may import this.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+
+from .errors import M2mError, os_error_message, user_os_errors  # noqa: F401  (re-exported)
 
 # Stream names keep the random draws of different purposes independent: changing how many
 # numbers one purpose draws never shifts another purpose's numbers.
@@ -33,11 +36,10 @@ STREAMS = {
     "smote": 10,
     "rand_label": 11,
     "seed_subset": 12,
+    "cmo_sampler": 13,   # CMO (training/cmo.py): the minority-weighted rows of an epoch,
+    "cmo_augment": 14,   # their crops and flips,
+    "cmo_mix": 15,       # and each batch's CutMix draw
 }
-
-
-class M2mError(Exception):
-    """An error the user can act on; the CLI prints its message on one line and exits non-zero."""
 
 
 def rng_for(seed: int, stream: str, *keys: int) -> np.random.Generator:
@@ -217,10 +219,48 @@ def output_lock(path: str | Path) -> Iterator[Path]:
         os.close(fd)
 
 
+# The deepest nesting a metadata file (zarr.json, a pool's or a prepared dataset's attributes) may
+# have: what the package writes stays under 10 levels; a hostile file 200,000 levels deep would be a
+# RecursionError in json.loads and in every walk over its values.
+JSON_MAX_DEPTH = 64
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+
+
+class JSONTooDeep(ValueError):
+    """JSON nested deeper than :data:`JSON_MAX_DEPTH` (a ValueError, as json.JSONDecodeError is)."""
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` in JSON ``text`` (strings skipped), found without
+    recursion, so any depth is measured in linear time."""
+    code = np.frombuffer(_JSON_STRING.sub('""', text).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    step = np.zeros(len(code), dtype=np.int32)
+    step[(code == ord("[")) | (code == ord("{"))] = 1
+    step[(code == ord("]")) | (code == ord("}"))] = -1
+    return int(np.cumsum(step).max(initial=0))
+
+
+def load_json(text: str | bytes, *, max_depth: int = JSON_MAX_DEPTH):
+    """``json.loads(text)``, refusing (JSONTooDeep, a ValueError) text nested deeper than
+    ``max_depth`` before parsing it, so no metadata file is a RecursionError."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise JSONTooDeep(f"nested {depth} levels deep (at most {max_depth})")
+    return json.loads(text)
+
+
+def read_json(path: str | Path, *, max_depth: int = JSON_MAX_DEPTH):
+    """:func:`load_json` of the file ``path`` (OSError, UnicodeDecodeError or ValueError when it
+    cannot be read or parsed)."""
+    return load_json(Path(path).read_bytes(), max_depth=max_depth)
+
+
 def _zarr_kind(path: Path) -> str | None:
     """The ``kind`` attribute of a zarr v3 group at ``path`` (read as plain JSON), or None."""
     try:
-        meta = json.loads((path / "zarr.json").read_text())
+        meta = read_json(path / "zarr.json")
     except (OSError, ValueError):
         return None
     attrs = meta.get("attributes") if isinstance(meta, dict) else None
@@ -258,33 +298,6 @@ def check_free_space(path: str | Path, need_bytes: int, what: str) -> None:
     if need_bytes > free:
         raise M2mError(f"{what} needs about {need_bytes / 2**20:.1f} MiB but {probe} has only "
                        f"{free / 2**20:.1f} MiB free; free some space or pass another --out")
-
-
-# errno values that are the user's environment, not a bug: say so on one line
-_USER_OS_ERRORS = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
-                   errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
-                   errno.EDQUOT: "disk quota exceeded"}
-
-
-def os_error_message(exc: OSError) -> str | None:
-    """A one-line message for an OSError caused by the output location, else None."""
-    reason = _USER_OS_ERRORS.get(exc.errno)
-    if reason is None:
-        return None
-    where = f" at {exc.filename}" if exc.filename else ""
-    return f"{reason}{where}; free some space or fix the permissions, or pass another --out"
-
-
-@contextlib.contextmanager
-def user_os_errors() -> Iterator[None]:
-    """Turn an OSError of the output location (read-only, full disk) into an M2mError."""
-    try:
-        yield
-    except OSError as exc:
-        message = os_error_message(exc)
-        if message is None:
-            raise
-        raise M2mError(message) from None
 
 
 def lazy_exports(package: str, exports: dict[str, str]):

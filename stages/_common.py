@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Callable
 
-from m2m_pipeline.config import load_params
+from m2m_pipeline.params import load_params
 from m2m_pipeline.utils import M2mError
 
 

@@ -2,7 +2,7 @@
 M2m-No-Reject, M2m-No-Gamma, M2m-Gamma) from the seed's warm checkpoint, then its test metrics.
 It translates nothing: it depends on the pools and the warm checkpoint, not on g or the translation code."""
 
-from m2m_pipeline.config import fit_options, preset_for
+from m2m_pipeline.params import fit_options, preset_for
 from m2m_pipeline.jobs.ablate import run_ablation
 from m2m_pipeline.jobs.evaluate import run_evaluate
 

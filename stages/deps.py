@@ -1,8 +1,14 @@
 """The code a stage script runs: its imports, followed transitively inside the m2m_pipeline package.
 
 dvc.yaml lists these as each stage's deps, so an edit re-runs exactly the stages whose code it can
-change (tests/test_dvc.py checks the two agree). Every import statement counts, module-level or
+change (tests/system/test_dvc.py checks the two agree). Every import statement counts, module-level or
 inside a function, since a function-level import still runs when the stage does.
+
+The dataset registry is lazy (m2m_pipeline/datasets/registry.py): a recipe's module is imported by
+name only when ``create_dataset`` builds its dataset, so no import statement names it. A stage whose
+code calls ``create_dataset`` (the prepare stage) therefore gets the recipe of params.yaml's
+``dataset`` (its ``RECIPES`` entry) and that module's imports; every other stage gets no recipe.
+After changing ``dataset`` in params.yaml, run ``python stages/render_dvc.py`` again.
 
     python stages/deps.py stages/train_f.py      # prints the deps of one stage script
 """
@@ -47,7 +53,11 @@ def _imports(path: Path, module: str | None) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     is_pkg = path.name == "__init__.py"
     found: set[str] = set()
-    for node in ast.walk(tree):
+    # a package's module-level ``__getattr__`` imports a sub-module only when one of its names is
+    # asked for (``from m2m_pipeline import M2mOverSampler``): not something importing the package runs
+    body = [n for n in tree.body
+            if not (is_pkg and isinstance(n, ast.FunctionDef) and n.name == "__getattr__")]
+    for node in (sub for top in body for sub in ast.walk(top)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -69,10 +79,54 @@ def _imports(path: Path, module: str | None) -> set[str]:
     return found
 
 
-def closure(script: str | Path) -> list[str]:
+def _calls(path: Path, name: str) -> bool:
+    """Whether ``path`` calls a function named ``name`` (``name(...)`` or ``x.name(...)``)."""
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call):
+            f = node.func
+            if (isinstance(f, ast.Name) and f.id == name) or (isinstance(f, ast.Attribute) and f.attr == name):
+                return True
+    return False
+
+
+def _literal(path: Path, name: str):
+    """The literal value assigned to ``name`` at the top level of ``path`` (``NAME = ...`` or
+    ``NAME: type = ...``)."""
+    for node in ast.parse(path.read_text()).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.value is not None:
+            return ast.literal_eval(node.value)
+    raise KeyError(f"{path} assigns no {name}")
+
+
+def recipe_module(params: str | Path = ROOT / "params.yaml") -> str | None:
+    """The module of the recipe of params.yaml's ``dataset`` (``m2m_pipeline.datasets.digits``), from
+    the registry's ``RECIPES`` table; None for a dataset the table does not name."""
+    import yaml
+
+    dataset = str((yaml.safe_load(Path(params).read_text()) or {}).get("dataset") or "")
+    recipes = _literal(ROOT / PACKAGE / "datasets" / "registry.py", "RECIPES")
+    entry = recipes.get(dataset.partition(":")[0])
+    if entry is None:
+        return None
+    module = entry["module"]
+    return module if "." in module else f"{PACKAGE}.datasets.{module}"
+
+
+def closure(script: str | Path, *, recipes: bool = True) -> list[str]:
     """Repo-relative paths of the package files ``script`` runs (with every parent package's
-    ``__init__.py``, which Python runs first)."""
-    todo = [(Path(script).resolve(), None)]
+    ``__init__.py``, which Python runs first), and, when one of them calls ``create_dataset`` (and
+    ``recipes``), the recipe of params.yaml's dataset with the files it runs."""
+    found = _closure([(Path(script).resolve(), None)])
+    if recipes and any(_calls(ROOT / f, "create_dataset") for f in found):
+        module = recipe_module()
+        path = _module_file(module) if module else None
+        if path is not None:
+            found = sorted(set(found) | set(_closure([(path.resolve(), module)])))
+    return found
+
+
+def _closure(todo: list[tuple[Path, str | None]]) -> list[str]:
     seen: set[Path] = set()
     while todo:
         path, module = todo.pop()

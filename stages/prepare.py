@@ -1,7 +1,7 @@
 """DVC stage `prepare`: run the dataset recipe once and store it as zarr."""
 
-from m2m_pipeline.config import prepare_options
-from m2m_pipeline.jobs.data import prepare
+from m2m_pipeline.params import prepare_options
+from m2m_pipeline.jobs.prepare import prepare
 
 from _common import run_stage
 

@@ -1,6 +1,6 @@
 """DVC stage `pretrain_g`: train g with plain ERM over the full schedule."""
 
-from m2m_pipeline.config import preset_for
+from m2m_pipeline.params import preset_for
 from m2m_pipeline.jobs.train import run_pretrain_g
 
 from _common import run_stage

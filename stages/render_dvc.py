@@ -17,11 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from deps import ROOT, stage_deps  # noqa: E402
 
 # Preset keys every stage that trains depends on (all of Preset's fields but ``m2m``, which only
-# translating stages read): tests/test_dvc.py checks this list against the Preset dataclass.
+# translating stages read): tests/system/test_dvc.py checks this list against the Preset dataclass.
 SCHEDULE_KEYS = ("model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup_epochs",
                  "milestones", "lr_factor", "deferred_epoch", "model_args", "eval_batch_size")
 FIT_KEYS = ("focal_gamma", "cb_beta", "ldam_max_margin", "ldam_s", "smote_k_neighbors", "smote_max_bytes",
-            "weight_reduction")
+            "weight_reduction", "la_tau", "cmo_prob", "cmo_beta", "cmo_start_epoch", "cmo_end_epochs")
 
 
 def _lines(items: list[str], indent: int) -> str:

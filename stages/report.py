@@ -1,8 +1,12 @@
 """DVC stage `report`: every evaluated run of the dataset in one table (markdown and CSV), mean ± std
-over seeds, with the paper's numbers beside ours (m2m_pipeline.report)."""
+over seeds, with the paper's numbers beside ours (m2m_pipeline.reports), the ablation table, the flat
+summary for `dvc metrics show`, the paper's figures and the validation curves."""
 
-from m2m_pipeline.config import prepare_options, report_runs
-from m2m_pipeline.report import report
+from pathlib import Path
+
+from m2m_pipeline.layout import history_file, predictions_file
+from m2m_pipeline.params import prepare_options, report_runs
+from m2m_pipeline.reports.tables import write_report
 
 from _common import run_stage
 
@@ -28,41 +32,30 @@ def work(args, params):
     dataset = params["dataset"]
     rho = prepare_options(params, dataset).get("rho")  # picks the paper's CIFAR-LT column
     methods, seeds = report_runs(params)   # only the runs of the current DAG, not stale metrics files
-    print(report(dataset, args.metrics, args.out, rho=rho, which=args.which, methods=methods, seeds=seeds))
+    print(write_report(dataset, args.metrics, args.out, rho=rho, which=args.which, methods=methods, seeds=seeds))
     ablations = params.get("ablations") or {}
     if (ablations.get("reuse") or ablations.get("translate")) and "M2m" in methods:
-        from pathlib import Path
+        from m2m_pipeline.reports.ablations import write_ablations
 
-        from m2m_pipeline.datasets import dataset_slug
-        from m2m_pipeline.report import ablation_report, load_metrics_dir, select_metrics_files
-
-        folder = Path(args.metrics) / dataset_slug(dataset)
-        kept, _, _ = select_metrics_files(folder, methods, seeds)
-        table = ablation_report(load_metrics_dir(folder, dataset, files=kept), dataset=dataset, rho=rho,
-                                which=args.which)
-        Path(args.out, "ablations.md").write_text(f"# Ablations: {dataset}\n\n{table}")
-        print(f"\n# Ablations: {dataset}\n\n{table}")
+        print("\n" + write_ablations(dataset, args.metrics, args.out, rho=rho, which=args.which, methods=methods,
+                                     seeds=seeds))
     if args.summary:
-        from m2m_pipeline.report import write_summary
+        from m2m_pipeline.reports.tables import write_summary
 
         path = write_summary(dataset, args.metrics, args.summary, which=args.which, methods=methods, seeds=seeds)
         print(f"summary: {path}")
     if args.predictions and args.figures:
-        from pathlib import Path
+        from m2m_pipeline.reports.figures import paper_figures
 
-        from m2m_pipeline.figures import paper_figures
-
-        wanted = {f"{m}-seed{int(s)}.npz" for m in methods for s in seeds}   # the current DAG's runs only
+        wanted = {predictions_file(m, s) for m in methods for s in seeds}   # the current DAG's runs only
         files = sorted(p for p in Path(args.predictions).glob("*.npz") if p.name in wanted)
         for name, path in paper_figures(files, args.figures, dataset=dataset).items():
             print(f"{name}: {path}")
     if args.histories and args.curves:
-        from pathlib import Path
+        from m2m_pipeline.reports.curves import write_curves
 
-        from m2m_pipeline.report import write_curves
-
-        wanted = {f"{m}-seed{int(s)}.json" for m in methods for s in seeds}
-        runs = [p for p in sorted(Path(args.histories).glob("*-seed*.json")) if p.name in wanted]
+        wanted = {history_file(m, s) for m in methods for s in seeds}
+        runs = [p for p in sorted(Path(args.histories).glob("*.json")) if p.name in wanted]
         print(f"curves: {write_curves(runs, args.curves)}")
 
 

@@ -1,6 +1,6 @@
 """DVC stage `train_f`: train f with a method that uses no pool (ERM, DRS, ...) to the end of the schedule."""
 
-from m2m_pipeline.config import fit_options, preset_for
+from m2m_pipeline.params import fit_options, preset_for
 from m2m_pipeline.jobs.train import run_train_f
 from m2m_pipeline.training import get_method
 

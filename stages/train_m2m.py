@@ -1,9 +1,10 @@
 """DVC stages `train_m2m` and `ablate_translate`: train f with a translating method (M2m, LDAM-M2m,
 or an ablation with pools of its own), writing its pools."""
 
-from m2m_pipeline.config import fit_options, m2m_config, preset_for
+from m2m_pipeline.params import fit_options, m2m_config, preset_for
 from m2m_pipeline.jobs.evaluate import run_evaluate
 from m2m_pipeline.jobs.m2m import run_train_m2m
+from m2m_pipeline.pools.backends import create_backend
 from m2m_pipeline.training import get_method
 
 from _common import run_stage
@@ -32,8 +33,7 @@ def work(args, params):
                   method_params=(params.get("ablation_params") or {}).get(args.method),
                   options=fit_options(params), history=args.history,
                   # where translation runs (params `translate`): the pools do not depend on it
-                  workers=(params.get("translate") or {}).get("workers") or None,
-                  scheduler=(params.get("translate") or {}).get("scheduler") or None)
+                  backend=create_backend(params.get("translate")))
     if args.metrics:
         run_evaluate(args.prepared, args.out, method=args.method, out=args.metrics, seed=args.seed)
 

@@ -1,6 +1,6 @@
 """DVC stage `warm_f`: train f with ERM up to the deferred epoch, shared by every deferred method."""
 
-from m2m_pipeline.config import preset_for
+from m2m_pipeline.params import preset_for
 from m2m_pipeline.jobs.train import run_warm_f
 
 from _common import run_stage

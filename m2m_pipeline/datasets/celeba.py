@@ -56,7 +56,7 @@ def celeba5_train_sizes(attribute_counts: Sequence[int], subsample: int) -> list
     return [max(1, int(a) // subsample) for a in attribute_counts]
 
 
-@register_dataset("celeba5", preset="celeba5")
+@register_dataset("celeba5")
 def build_celeba5(data_root: Path, *, subsample: int = 20, n_val: int = 50, n_test: int = 100,
                   size: int = 32, seed: int = 0, train_counts: Sequence[int] | None = None) -> PreparedData:
     """CelebA-5 (Sec. 3.3, Appendix A): 5 hair colours; floor(A_k/20) training images a class plus 50 val and 100 test.

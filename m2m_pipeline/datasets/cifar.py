@@ -29,14 +29,76 @@ def _find_cifar_pickles(data_root: Path, k: int) -> Path | None:
     return None
 
 
+def _numpy_global(name: str):
+    """``numpy._core.multiarray._reconstruct`` and friends, wherever this numpy keeps them (numpy 2
+    moved ``numpy.core`` to ``numpy._core``; the CIFAR files, pickled by numpy 1, name the old one)."""
+    import importlib
+
+    for module in ("numpy._core.multiarray", "numpy._core.numeric", "numpy.core.multiarray", "numpy.core.numeric"):
+        try:
+            obj = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if obj is not None:
+            return obj
+    raise pickle.UnpicklingError(f"numpy has no {name}")
+
+
+# Every global a CIFAR python release (or a re-pickling of it by numpy 1 or 2, protocols 2-5) can
+# name: an ndarray rebuilt from its dtype and bytes, and latin-1 bytes of protocol 2. Nothing here
+# runs code of the file's choosing; any other global (os.system, builtins.eval, ...) is refused.
+_SAFE_GLOBALS = {
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: np.dtype,
+    **{(m, n): (lambda n=n: _numpy_global(n))
+       for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+       for n in ("_reconstruct", "scalar")},
+    **{(m, "_frombuffer"): (lambda: _numpy_global("_frombuffer"))
+       for m in ("numpy.core.numeric", "numpy._core.numeric")},
+    ("_codecs", "encode"): lambda: __import__("_codecs").encode,
+}
+
+
+class _RefusedGlobal(Exception):
+    """A pickle names a global outside :data:`_SAFE_GLOBALS`."""
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """An unpickler that rebuilds numpy arrays and plain containers only (data must never run
+    code): ``find_class`` resolves the few numpy globals the CIFAR files hold and refuses the rest,
+    so a ``__reduce__`` payload fails before anything of it is called."""
+
+    def find_class(self, module: str, name: str):
+        make = _SAFE_GLOBALS.get((module, name))
+        if make is None:
+            raise _RefusedGlobal(f"{module}.{name}")
+        return make()
+
+    def persistent_load(self, pid):
+        raise _RefusedGlobal(f"persistent id {str(pid)[:40]!r}")
+
+
+def safe_unpickle(path: Path, expected: str) -> object:
+    """Unpickle ``path`` with :class:`_SafeUnpickler` (py2 strings as bytes, as the CIFAR release
+    needs); a refused global or a damaged file is a one-line M2mError naming the file
+    (``expected``: what the file should be, for the message)."""
+    try:
+        with open(path, "rb") as fh:
+            return _SafeUnpickler(fh, encoding="bytes").load()
+    except _RefusedGlobal as exc:
+        raise M2mError(f"refusing to read {path}: its pickle calls {exc}, not the numpy arrays of a "
+                       f"CIFAR file (a data file that runs code is never loaded); replace it with the "
+                       f"original release") from None
+    except RecursionError:
+        raise M2mError(f"cannot read {path} (nested too deeply); expected {expected}") from None
+    except Exception as exc:  # a truncated or foreign file: any unpickling error
+        raise M2mError(f"cannot read {path} ({type(exc).__name__}); expected {expected}") from None
+
+
 def _unpickle(path: Path, layout: str) -> dict:
     if not path.is_file():
         raise M2mError(f"missing file {path}; expected {layout}")
-    try:
-        with open(path, "rb") as fh:
-            obj = pickle.load(fh, encoding="bytes")
-    except Exception as exc:  # a truncated or foreign file: any unpickling error
-        raise M2mError(f"cannot read {path} ({type(exc).__name__}); expected {layout}") from None
+    obj = safe_unpickle(path, layout)
     if not isinstance(obj, dict):
         raise M2mError(f"{path} does not hold a dict; expected {layout}")
     return obj
@@ -146,7 +208,7 @@ def build_cifar_lt(data_root: Path, k: int, *, rho: float, download: bool, seed:
                        meta=meta)
 
 
-@register_dataset("cifar10-lt", preset="cifar10-lt")
+@register_dataset("cifar10-lt")
 def build_cifar10_lt(data_root: Path, *, rho: float = 100.0, download: bool = False,
                      seed: int = 0) -> PreparedData:
     """CIFAR-LT-10 (Sec. 3.2): N_k = N_1 * rho^(-(k-1)/(K-1)), first N_k images a class; 10% of test = val.
@@ -159,7 +221,7 @@ def build_cifar10_lt(data_root: Path, *, rho: float = 100.0, download: bool = Fa
     return build_cifar_lt(data_root, 10, rho=rho, download=download, seed=seed)
 
 
-@register_dataset("cifar100-lt", preset="cifar100-lt")
+@register_dataset("cifar100-lt")
 def build_cifar100_lt(data_root: Path, *, rho: float = 100.0, download: bool = False,
                       seed: int = 0) -> PreparedData:
     """CIFAR-LT-100 (Sec. 3.2): the CIFAR-LT-10 recipe on CIFAR-100's 100 fine labels.

@@ -8,7 +8,7 @@ from .base import PreparedData, Split, hold_out_per_class, long_tail_counts, tak
 from .registry import register_dataset
 
 
-@register_dataset("digits", needs_root=False)
+@register_dataset("digits")
 def build_digits(*, rho: float = 10.0, n_test: int = 40, n_val: int = 20, seed: int = 0) -> PreparedData:
     """scikit-learn digits (8x8, 10 classes), CIFAR-LT style: exponential class sizes with ratio rho.
 

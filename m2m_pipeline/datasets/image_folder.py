@@ -11,7 +11,7 @@ from .base import PreparedData, hold_out_fraction, long_tail_counts, take_first_
 from .image_io import class_counts, image_data, load_images, read_image_folder
 from .registry import register_dataset
 
-@register_dataset("images", preset="images", prefix=True)
+@register_dataset("images")
 def build_image_folder(data_root: Path, *, rho: float | None = None, size: int = 32,
                        val_fraction: float = 0.1, augment: bool = True,
                        seed: int = 0) -> PreparedData:

@@ -35,7 +35,7 @@ def read_list_file(path: Path, layout: str) -> tuple[list[str], np.ndarray]:
     return paths, np.asarray(labels, dtype=np.int64)
 
 
-@register_dataset("imagenet-lt", preset="imagenet-lt")
+@register_dataset("imagenet-lt")
 def build_imagenet_lt(data_root: Path, *, size: int = 128, n_val: int = 20,
                       seed: int = 0) -> PreparedData:
     """ImageNet-LT (Appendix C): the published list files; 128x128; 20 val images a class from ImageNet train.

@@ -1,45 +1,94 @@
-"""A registry of dataset recipes, shaped like timm's model registry.
+"""A registry of dataset recipes, shaped like timm's model registry, and lazy.
 
-A recipe is a function ``build(data_root, **options) -> PreparedData``. Names are exact
-(``digits``, ``reuters``) or a prefix taking a folder (``text:<dir>``, ``images:<dir>``).
+A recipe is a function ``build(data_root, **options) -> PreparedData`` in a module of this
+package, registered there with ``@register_dataset(name)``. Names are exact (``digits``,
+``reuters``) or a prefix taking a folder (``text:<dir>``, ``images:<dir>``).
+
+:data:`RECIPES` maps every name to its module, so listing the names, resolving one and reading
+its preset import no recipe: a recipe's module is imported only when its dataset is built
+(:func:`create_dataset`). That keeps each DVC stage's import-derived deps to the code it runs:
+editing ``celeba.py`` re-runs no stage of another dataset (``stages/deps.py`` reads this table).
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..utils import M2mError
+from ..errors import M2mError
+from ..layout import dataset_slug  # noqa: F401  (re-exported: the slug of a dataset name)
 from .base import PreparedData
+
+# name -> where its recipe lives (a module of m2m_pipeline.datasets) and how it is called:
+# ``preset`` (the params.yaml preset key; default: the name), ``prefix`` (a ``name:<dir>`` family),
+# ``needs_root`` (reads files from a data root; default True). A literal: stages/deps.py reads it.
+RECIPES: dict[str, dict[str, Any]] = {
+    "digits": {"module": "digits", "needs_root": False},
+    "cifar10-lt": {"module": "cifar"},
+    "cifar100-lt": {"module": "cifar"},
+    "celeba5": {"module": "celeba"},
+    "imagenet-lt": {"module": "imagenet_lt"},
+    "sun397": {"module": "sun397"},
+    "reuters": {"module": "text"},
+    "text": {"module": "text", "prefix": True},
+    "twitter": {"module": "twitter"},
+    "images": {"module": "image_folder", "prefix": True},
+}
 
 
 @dataclass(frozen=True)
 class DatasetEntry:
+    """One registered name; ``build`` imports the recipe's module on first use."""
+
     name: str
-    build: Callable[..., PreparedData]
+    module: str
     preset: str
     prefix: bool
     needs_root: bool
-    description: str
+
+    @property
+    def build(self) -> Callable[..., PreparedData]:
+        if self.name not in _BUILDERS:
+            importlib.import_module(self.module)   # its @register_dataset fills _BUILDERS
+        if self.name not in _BUILDERS:
+            raise M2mError(f"dataset {self.name!r}: module {self.module} registers no recipe of that name")
+        return _BUILDERS[self.name]
+
+    @property
+    def description(self) -> str:
+        doc = (inspect.getdoc(self.build) or "").splitlines()
+        return doc[0] if doc else ""
 
 
-_REGISTRY: dict[str, DatasetEntry] = {}
+def _entry(name: str, spec: dict[str, Any]) -> DatasetEntry:
+    module = spec["module"] if "." in spec["module"] else f"{__package__}.{spec['module']}"
+    return DatasetEntry(name, module, spec.get("preset") or name, bool(spec.get("prefix", False)),
+                        bool(spec.get("needs_root", True)))
+
+
+_REGISTRY: dict[str, DatasetEntry] = {name: _entry(name, spec) for name, spec in RECIPES.items()}
+_BUILDERS: dict[str, Callable[..., PreparedData]] = {}
 
 
 def register_dataset(name: str, *, preset: str | None = None, prefix: bool = False,
                      needs_root: bool = True) -> Callable:
-    """Decorator: register ``build`` under ``name``. A duplicate name raises: two recipes
-    must never answer to one name."""
+    """Decorator: register ``build`` under ``name``. A name of :data:`RECIPES` is registered by its
+    own module (the table holds its preset and flags); any other name (a recipe outside the
+    package) is added with the given ``preset``, ``prefix`` and ``needs_root``. A duplicate name
+    raises: two recipes must never answer to one name."""
 
     def wrap(build: Callable[..., PreparedData]) -> Callable[..., PreparedData]:
-        if name in _REGISTRY:
+        if name in _BUILDERS:
             raise ValueError(f"dataset {name!r} is already registered")
-        doc = (inspect.getdoc(build) or "").splitlines()
-        _REGISTRY[name] = DatasetEntry(name, build, preset or name, prefix, needs_root,
-                                       doc[0] if doc else "")
+        entry = _REGISTRY.get(name)
+        if entry is None:
+            _REGISTRY[name] = DatasetEntry(name, build.__module__, preset or name, prefix, needs_root)
+        elif entry.module != build.__module__:
+            raise ValueError(f"dataset {name!r} is already registered (its recipe is in {entry.module})")
+        _BUILDERS[name] = build
         return build
 
     return wrap
@@ -91,8 +140,3 @@ def create_dataset(name: str, *, data_root: str | Path | None = None, **options:
     data = entry.build(root, **options) if entry.needs_root else entry.build(**options)
     data.validate()
     return data
-
-
-def dataset_slug(name: str) -> str:
-    """A folder name for a dataset name (``text:/a/b`` -> ``text_a_b``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")

@@ -11,7 +11,7 @@ from .base import PreparedData, hold_out_per_class
 from .image_io import CIFAR_AUGMENT, image_data, load_images
 from .registry import register_dataset
 
-@register_dataset("sun397", preset="sun397")
+@register_dataset("sun397")
 def build_sun397(data_root: Path, *, n_val: int = 10, n_test: int = 40, size: int = 32,
                  seed: int = 0) -> PreparedData:
     """SUN397 (Sec. 3.3, Appendix A): centre square crop, 32x32; 40 test and 10 val images a class.

@@ -188,7 +188,7 @@ def build_text_dataset(name: str, train_path: Path, test_path: Path, *, preset: 
     )
 
 
-@register_dataset("reuters", preset="reuters")
+@register_dataset("reuters")
 def build_reuters(data_root: Path, *, min_test_docs: int = 5, vocab_size: int = 1000,
                   val_fraction: float = 0.1, seed: int = 0) -> PreparedData:
     """Reuters R52 (Sec. 3.3, Appendix A): 36 classes with >= 5 test docs, 1000-d binary bag of words.
@@ -205,7 +205,7 @@ def build_reuters(data_root: Path, *, min_test_docs: int = 5, vocab_size: int = 
                               val_fraction=val_fraction, seed=seed, layout=layout)
 
 
-@register_dataset("text", preset="text", prefix=True)
+@register_dataset("text")
 def build_text_folder(data_root: Path, *, min_test_docs: int = 5, vocab_size: int = 1000,
                       val_fraction: float = 0.1, seed: int = 0) -> PreparedData:
     """Any ``LABEL<TAB>text`` corpus (``text:<dir>`` with train.txt, test.txt), the Reuters recipe.

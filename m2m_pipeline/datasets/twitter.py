@@ -194,7 +194,7 @@ def _embed(tokens: list[str], table: dict[str, np.ndarray] | None) -> tuple[np.n
     return x, oov
 
 
-@register_dataset("twitter", preset="twitter")
+@register_dataset("twitter")
 def build_twitter(data_root: Path, *, embedding: str | None = None, seed: int = 0) -> PreparedData:
     """Twitter POS (Sec. 3.3, Appendix A): one sample a token, tags M and Y dropped, 50-d embedding.
 

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import torch
 
 from ..datasets import PreparedData
-from ..pools.reuse import ReusedPools
+from ..pools.sources.reused import ReusedPools
 from ..training import FitOptions, FitResult, Preset, fit, get_method, write_history
 from ..utils import M2mError, output_lock, set_torch_threads, user_os_errors
 from .data import load_prepared

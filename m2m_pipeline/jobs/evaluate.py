@@ -9,6 +9,7 @@ from typing import Any
 from ..evaluation import evaluate_run
 from ..training import load_checkpoint
 from ..training.loop import run_status
+from ..layout import LAST_CHECKPOINT
 from ..utils import M2mError, atomic_write_bytes, set_torch_threads, user_os_errors
 from .data import load_prepared
 
@@ -18,7 +19,7 @@ def check_finished(run_dir: str | Path) -> None:
     run_dir = Path(run_dir)
     if run_status(run_dir) is not None:
         return
-    last = run_dir / "last.pt"
+    last = run_dir / LAST_CHECKPOINT
     if not last.is_file():
         raise M2mError(f"run {run_dir} has no checkpoint; train it first (dvc repro, or m2m-pipeline train-f)")
     ckpt = load_checkpoint(last)

@@ -13,8 +13,9 @@ from ..datasets import PreparedData
 from ..models.ensemble import MeanSoftmax
 from ..pools.config import TranslationConfig
 from ..pools.draws import seed_subset_mask
-from ..pools.generate import TranslatedPools
-from ..pools.online import OnlinePools
+from ..pools.backends import InProcessBackend, TranslationBackend
+from ..pools.sources.online import OnlinePools
+from ..pools.sources.translated import TranslatedPools
 from ..training import FitOptions, FitResult, Preset, fit, get_method, load_checkpoint, model_from_checkpoint
 from ..training import write_history
 from ..utils import M2mError, default_device, output_lock, set_torch_threads, user_os_errors
@@ -64,14 +65,14 @@ def train_m2m(data: PreparedData, preset: Preset, *, method: str, seed: int, out
               pools_dir: str | Path, m2m: TranslationConfig, g_path: str | Path | None = None,
               g2_path: str | Path | None = None, warm_dir: str | Path | None = None,
               method_params: Mapping[str, Any] | None = None, options: FitOptions | None = None,
-              workers: int | None = None, scheduler: str | None = None,
+              backend: TranslationBackend | None = None,
               device: torch.device | None = None, progress: bool = True) -> FitResult:
     """Train f with a translating method to the end of the schedule; its pools go to
     ``pools_dir/epoch_<e>``. An interrupted run in ``out_dir`` resumes from its last epoch.
 
-    ``workers`` (a local dask cluster of that many processes) or ``scheduler`` (a running one's
-    address; params ``translate``) translate each epoch's pool shard by shard on dask.distributed;
-    the pools, and so the run, do not depend on it (pools/distributed.py)."""
+    ``backend`` translates each epoch's pool shard by shard (pools/backends.py, built from params
+    ``translate`` by ``create_backend``; default: this process); a dask one serves the whole run.
+    The pools, and so the run, do not depend on it."""
     spec = get_method(method)
     if not spec.translate:
         raise M2mError(f"{method} does not translate; train it with train-f (or the ablation job)")
@@ -89,7 +90,8 @@ def train_m2m(data: PreparedData, preset: Preset, *, method: str, seed: int, out
         # Every pool names the run and the warm start it came from: the ablations that reuse the
         # pools check both before re-deciding the rows.
         provenance = {"run": method, "warm_hash": warm_hash}
-        if (workers or scheduler) and (spec.online or cfg.refresh_batches or spec.generator != "g"):
+        backend = backend if backend is not None else InProcessBackend()
+        if backend.distributed and (spec.online or cfg.refresh_batches or spec.generator != "g"):
             raise M2mError(f"{method}: translation on dask workers needs whole-epoch pools translated by g "
                            f"(not online, not m2m.refresh_batches, not M2m-Self/M2m-Ensemble); unset translate.workers "
                            f"and translate.scheduler for it")
@@ -104,19 +106,14 @@ def train_m2m(data: PreparedData, preset: Preset, *, method: str, seed: int, out
             source = TranslatedPools(g=g, data=data, cfg=cfg, seed=seed, pools_dir=pools_dir,
                                      batch_size=preset.batch_size, rule=spec.pool_rule, allowed_seeds=allowed,
                                      provenance={**provenance, "seed_subset": spec.seed_subset},
-                                     progress=progress)
-        if not (workers or scheduler):
-            return fit(data=data, preset=preset, method=spec, seed=seed, run_dir=out_dir, end_epoch=preset.epochs,
-                       start=start, resume=resume, swaps=source, options=options, params=params, device=device,
-                       progress=progress)
-        from ..pools.distributed import dask_client
-        from ..training.checkpoint import model_config
+                                     progress=progress, backend=backend)
+            if backend.distributed:
+                from ..training.checkpoint import model_config
 
-        # one cluster for the whole run; workers rebuild g and each epoch's f from weights + configs
-        source.model_configs = (load_checkpoint(g_path, data=data)["config"],
-                                model_config(data, preset.model, preset.model_args, spec.norm_last))
-        with dask_client(workers, scheduler) as (client, _threads):
-            source.client = client
+                # workers rebuild g and each epoch's f from weights + configs
+                source.model_configs = (load_checkpoint(g_path, data=data)["config"],
+                                        model_config(data, preset.model, preset.model_args, spec.norm_last))
+        with backend:   # one cluster (a distributed backend's) for the whole run
             return fit(data=data, preset=preset, method=spec, seed=seed, run_dir=out_dir, end_epoch=preset.epochs,
                        start=start, resume=resume, swaps=source, options=options, params=params, device=device,
                        progress=progress)
@@ -126,13 +123,13 @@ def run_train_m2m(prepared: str | Path, preset: Preset, *, method: str, seed: in
                   pools_dir: str | Path, m2m: TranslationConfig, g_path: str | Path | None = None,
                   g2_path: str | Path | None = None, warm_dir: str | Path | None = None,
                   method_params: Mapping[str, Any] | None = None, options: FitOptions | None = None,
-                  workers: int | None = None, scheduler: str | None = None,
+                  backend: TranslationBackend | None = None,
                   history: str | Path | None = None, progress: bool = True) -> FitResult:
     set_torch_threads()
     with user_os_errors():
         result = train_m2m(load_prepared(prepared), preset, method=method, seed=seed, out_dir=out_dir,
                            pools_dir=pools_dir, m2m=m2m, g_path=g_path, g2_path=g2_path, warm_dir=warm_dir,
-                           method_params=method_params, options=options, workers=workers, scheduler=scheduler,
+                           method_params=method_params, options=options, backend=backend,
                            progress=progress)
         if history:
             write_history(history, result.history)

@@ -13,6 +13,7 @@ import torch
 from ..datasets import PreparedData
 from ..training import FitOptions, FitResult, MethodSpec, Preset, fit, get_method, load_checkpoint, write_history
 from ..training.loop import COMPLETE_MARKER, run_status
+from ..layout import LAST_CHECKPOINT
 from ..utils import M2mError, check_output_dir, output_lock, set_torch_threads, user_os_errors
 from .data import load_prepared
 
@@ -30,22 +31,28 @@ def pretrain_g(data: PreparedData, preset: Preset, *, seed: int, out_dir: str | 
 
 
 def warm_f(data: PreparedData, preset: Preset, *, seed: int, out_dir: str | Path, loss: str = "ce",
-           device: torch.device | None = None, progress: bool = True) -> FitResult:
-    """f trained with ERM (or LDAM) up to the deferred epoch: the shared start of every deferred method."""
+           options: FitOptions | None = None, device: torch.device | None = None,
+           progress: bool = True) -> FitResult:
+    """f trained with ERM (or LDAM, or LA for LA-M2m) up to the deferred epoch: the shared start of
+    every deferred method. An LA warm phase records its ``la_tau`` (``options``, default 1), which
+    the method continuing it must share (:func:`start_for`)."""
     spec = MethodSpec(f"warm-{loss}", loss=loss, description="warm-up phase shared by deferred methods")
-    params = {"role": "warm", "loss": loss}
+    params: dict[str, Any] = {"role": "warm", "loss": loss}
+    if loss == "la":
+        params["la_tau"] = float((options or FitOptions()).la_tau)
     check_run_dir(out_dir)
     with output_lock(out_dir):
         start, resume = resume_point(out_dir, data, spec, seed, params, preset)
         return fit(data=data, preset=preset, method=spec, seed=seed, run_dir=out_dir,
-                   end_epoch=preset.deferred_epoch, start=start, resume=resume, params=params, device=device,
+                   end_epoch=preset.deferred_epoch, start=start, resume=resume,
+                   options=options if loss == "la" else None, params=params, device=device,
                    progress=progress)
 
 
 def check_run_dir(run_dir: str | Path) -> None:
     """A run folder may be new, empty or an earlier run (it holds last.pt): never a folder of other files."""
     check_output_dir(run_dir, "run folder",
-                     is_kind=lambda p: (p / "last.pt").exists() or (p / COMPLETE_MARKER).exists())
+                     is_kind=lambda p: (p / LAST_CHECKPOINT).exists() or (p / COMPLETE_MARKER).exists())
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -57,7 +64,7 @@ def resume_point(run_dir: str | Path, data: PreparedData, spec: MethodSpec, seed
     """(this run's last.pt, True) when ``run_dir`` holds an interrupted run of the same method, seed,
     preset and parameters (it resumes from its last completed epoch); else (None, False) and the
     run starts over. A finished run (completion marker) is trained again from its start."""
-    last = Path(run_dir) / "last.pt"
+    last = Path(run_dir) / LAST_CHECKPOINT
     if not last.is_file() or run_status(run_dir) is not None:
         return None, False
     try:
@@ -74,12 +81,16 @@ def warm_start(warm_dir: str | Path | None, data: PreparedData, spec: MethodSpec
     """The warm checkpoint a deferred method continues (checked: same data, seed, loss, finished)."""
     if warm_dir is None:
         raise M2mError(f"{spec.name} starts from a warm checkpoint: pass the warm_f output folder")
-    if run_status(warm_dir) is None and (Path(warm_dir) / "last.pt").is_file():
+    if run_status(warm_dir) is None and (Path(warm_dir) / LAST_CHECKPOINT).is_file():
         raise M2mError(f"warm run {warm_dir} did not finish (no completion marker); re-run warm-f to resume it")
-    start = load_checkpoint(Path(warm_dir) / "last.pt", data=data)
+    start = load_checkpoint(Path(warm_dir) / LAST_CHECKPOINT, data=data)
     if start["params"].get("seed") != seed:
         raise M2mError(f"warm checkpoint {warm_dir}/last.pt has seed {start['params'].get('seed')} "
                        f"but train_f runs seed {seed}; use the same seed for warm_f and train_f")
+    loss = start["params"].get("loss", "ce")
+    if spec.warm is not None and loss != spec.warm:
+        raise M2mError(f"{spec.name} continues a warm phase trained with loss {spec.warm!r}, but {warm_dir} was "
+                       f"trained with {loss!r}; pass the warm-{spec.warm} run (warm_f --loss {spec.warm})")
     return start
 
 
@@ -94,6 +105,12 @@ def start_for(spec: MethodSpec, *, data: PreparedData, preset: Preset, seed: int
             raise M2mError(f"{spec.name} is deferred but the preset's deferred_epoch ({preset.deferred_epoch}) "
                            f"leaves no epoch of the {preset.epochs} to train")
         warm = warm_start(warm_dir, data, spec, seed)
+        if spec.warm == "la":
+            want = float((params.get("options") or {}).get("la_tau", FitOptions().la_tau))
+            got = warm["params"].get("la_tau")
+            if got is None or float(got) != want:
+                raise M2mError(f"{spec.name} trains with la_tau = {want} but its LA warm phase {warm_dir} was "
+                               f"trained with la_tau = {got}; re-run warm_f --loss la with the same la_tau")
         warm_hash = str(warm["weights_hash"])
         params["warm_hash"] = warm_hash
     resumed, resume = resume_point(out_dir, data, spec, seed, params, preset)

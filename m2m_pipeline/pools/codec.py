@@ -93,7 +93,7 @@ def read_x(pool: Any, data: PreparedData, rows: np.ndarray | None = None) -> np.
 
 
 def encode_rows(rows: dict[str, np.ndarray], data: PreparedData) -> dict[str, np.ndarray]:
-    """Pool rows with exact ``x`` (as :func:`~m2m_pipeline.pools.generate.translate_rows` returns
+    """Pool rows with exact ``x`` (as :func:`~m2m_pipeline.pools.shard.translate_rows` returns
     them) -> the rows a pool stores: ``x`` replaced by ``x_delta`` and ``x_exp``."""
     has_seed = rows["seed_index"] >= 0
     x0 = np.zeros(rows["x"].shape, dtype=np.float32)

@@ -1,9 +1,11 @@
-"""Translation on dask.distributed: one task per pool shard.
+"""Translation on dask.distributed, behind ``backends.DaskBackend``: one task per pool shard.
 
 Translation is the expensive, embarrassingly parallel part of an M2m epoch (Sec. 2.3: every
 attempt is independent given g, the f snapshot and its draws). A task translates the planned rows
-of one pool shard and writes and commits that shard itself (``store.write_pool_shard``), so the
+of one pool shard and writes and commits that shard itself (``shard.translate_shard``), so the
 driver never holds x* and a lost worker costs one shard, which dask runs again elsewhere.
+
+:class:`~m2m_pipeline.pools.backends.DaskBackend` (built by ``backends.create_backend``) runs on one of:
 
 - ``workers=N``: a ``LocalCluster`` of N worker processes, one task at a time each, with torch
   pinned to ``cores // N`` threads, so N x threads <= cores.
@@ -16,7 +18,7 @@ The models travel as weights plus their checkpoint ``config`` (not live modules)
 process builds g and f once and keeps them, keyed by weights hash, for the following tasks and
 epochs. Every draw is a function of (seed, epoch, slot) and the shard boundaries are fixed by
 ``rows_per_shard``, so the pool is the same whatever the number of workers
-(tests/test_distributed.py).
+(tests/system/test_distributed.py).
 """
 
 from __future__ import annotations
@@ -26,19 +28,16 @@ import logging
 import os
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
-from ..datasets import PreparedData
 from ..models import create_model
-from ..translate import M2mTranslator
 from ..utils import M2mError, state_hash
-from .config import TranslationConfig
-from .draws import SlotDraws
+from .shard import ShardJob, translate_shard
 
 
 @dataclass(frozen=True)
@@ -79,27 +78,11 @@ def cached_model(spec: ModelSpec, device: torch.device) -> nn.Module:
     return _MODELS[key]
 
 
-@dataclass
-class ShardJob:
-    """Everything a shard task needs but the models; sent once to every worker."""
-
-    data: PreparedData
-    draws: SlotDraws
-    translator: M2mTranslator
-    cfg: TranslationConfig
-    seed: int
-    epoch: int
-    work: str
-    shard_rows: int
-    torch_threads: int | None
-
-
-def run_shard(job: ShardJob, g_spec: ModelSpec, f_spec: ModelSpec, index: int) -> tuple[int, dict[str, int]]:
+def run_shard(job: ShardJob, g_spec: ModelSpec, f_spec: ModelSpec, index: int,
+              torch_threads: int | None = None) -> tuple[int, dict[str, int]]:
     """The task: translate and commit shard ``index`` on this worker."""
-    from .generate import translate_shard
-
-    if job.torch_threads:
-        torch.set_num_threads(job.torch_threads)
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     g, f = cached_model(g_spec, device), cached_model(f_spec, device)
     counts = translate_shard(g, f, job.data, job.draws, index, job.shard_rows, job.translator, job.cfg, job.seed,
@@ -144,39 +127,24 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         yield client, threads
 
 
-def translate_shards_on_dask(*, g: nn.Module, f: nn.Module, model_configs: tuple[dict[str, Any], dict[str, Any]],
-                             data: PreparedData, draws: SlotDraws, translator: M2mTranslator, cfg: TranslationConfig,
-                             seed: int, epoch: int, work: str | Path, shard_rows: int, shards: list[int],
-                             workers: int | None = None, scheduler: str | None = None, client: Any = None,
-                             progress: Callable[[int], None] | None = None) -> list[dict[str, int]]:
-    """Translate ``shards`` of the pool being built in ``work`` on dask workers; their reason counts.
-
-    ``client`` reuses a connected dask client (e.g. across the epochs of a training run);
-    otherwise one is made from ``workers`` / ``scheduler`` for this call.
-    """
-    if not shards:
-        return []
-    if client is None:
-        with dask_client(workers, scheduler) as (new_client, threads):
-            return _run(new_client, threads, g, f, model_configs, data, draws, translator, cfg, seed, epoch, work,
-                        shard_rows, shards, progress)
-    return _run(client, None, g, f, model_configs, data, draws, translator, cfg, seed, epoch, work, shard_rows,
-                shards, progress)
-
-
-def _run(client, threads, g, f, model_configs, data, draws, translator, cfg, seed, epoch, work, shard_rows, shards,
-         progress) -> list[dict[str, int]]:
+def run_on_client(client: Any, threads: int | None, g: nn.Module, f: nn.Module,
+                  model_configs: tuple[dict[str, Any], dict[str, Any]], job: ShardJob, shards: list[int],
+                  progress: Callable[[int], None] | None = None) -> list[dict[str, int]]:
+    """Translate ``shards`` of ``job`` as dask tasks on ``client`` (torch on ``threads`` threads
+    per task when set); their reason counts, in the order they finish."""
     from dask.distributed import as_completed
 
-    job = ShardJob(data=data, draws=draws, translator=translator, cfg=cfg, seed=int(seed), epoch=int(epoch),
-                   work=str(Path(work).resolve()), shard_rows=int(shard_rows), torch_threads=threads)
+
+    # workers may run elsewhere (another cwd): the pool being built by its absolute path
+    job = replace(job, seed=int(job.seed), epoch=int(job.epoch), work=str(Path(job.work).resolve()),
+                              shard_rows=int(job.shard_rows))
     g_spec, f_spec = model_spec(g, model_configs[0]), model_spec(f, model_configs[1])
     workers_info = client.scheduler_info().get("workers", {})
     gpu = any("GPU" in (w.get("resources") or {}) for w in workers_info.values())
     # Sent once per worker, not once per task.
     job_f, g_f, f_f = client.scatter([job, g_spec, f_spec], broadcast=True)
     run_id = uuid.uuid4().hex[:8]
-    futures = [client.submit(run_shard, job_f, g_f, f_f, index, key=f"m2m-shard-{run_id}-{index}",
+    futures = [client.submit(run_shard, job_f, g_f, f_f, index, threads, key=f"m2m-shard-{run_id}-{index}",
                              resources={"GPU": 1} if gpu else None, retries=2, pure=False)
                for index in shards]
     results: list[dict[str, int]] = []
@@ -192,5 +160,5 @@ def _run(client, threads, g, f, model_configs, data, draws, translator, cfg, see
     return results
 
 
-__all__ = ["ModelSpec", "ShardJob", "build_from_spec", "cached_model", "dask_client", "local_threads", "model_spec",
-           "run_shard", "translate_shards_on_dask"]
+__all__ = ["ModelSpec", "build_from_spec", "cached_model", "dask_client", "local_threads", "model_spec", "run_on_client",
+           "run_shard"]

@@ -1,13 +1,8 @@
-"""Reading pools back: provenance checks, and the rows an epoch of training swaps in.
+"""Reading pools back: provenance checks, an epoch's stored plan, and the swaps a rule takes
+from the stored rows (:func:`read_swaps`), as arrays sorted by slot (:class:`EpochSwaps`).
 
-Two sources of swaps live here, both without translating anything: :class:`StoredSwaps` (the base:
-an epoch's rows already decided) and :class:`ReusedPools`, which reads another run's pools (the
-main M2m run of the seed) and applies an ablation's rule (``rules.py``) to the stored rows. The
-translating sources (``generate.TranslatedPools``, ``online.OnlinePools``) build on the same base.
-
-A source is driven by the training loop, once per epoch that uses pools:
-``begin_epoch(epoch, model) -> (plan, record)``, then ``batch_swaps(slots, model)`` for every
-mini-batch, then ``end_epoch(model) -> record``.
+Nothing here translates; the swap sources that training drives (pools/sources/: stored,
+translated, online, reused) build on these readers.
 """
 
 from __future__ import annotations
@@ -16,7 +11,6 @@ from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
 import numpy as np
-from torch import nn
 
 from ..datasets import PreparedData
 from ..plan import EpochPlan
@@ -125,83 +119,4 @@ def load_swaps(path: str | Path, data: PreparedData, **expected: Any) -> tuple[E
     return plan, swaps.as_dict()
 
 
-class StoredSwaps:
-    """Base of the swap sources: serves the swaps of the current epoch batch by batch.
-
-    The epoch's swaps are kept as arrays sorted by slot (a batch is a contiguous run of slots, so
-    its swaps are found by binary search): building thousands of per-row objects in the prefetch
-    thread would hold the GIL the training loop needs.
-    """
-
-    def __init__(self) -> None:
-        self._swaps = NO_SWAPS
-
-    def _set_swaps(self, swaps: EpochSwaps) -> None:
-        # read_swaps returns slots in increasing order already; a source built otherwise is sorted
-        if len(swaps) > 1 and np.any(np.diff(swaps.slot) <= 0):
-            order = np.argsort(swaps.slot, kind="stable")
-            swaps = EpochSwaps(swaps.slot[order], swaps.x[order], swaps.label[order])
-        self._swaps = swaps
-
-    def begin_epoch(self, epoch: int, model: nn.Module) -> tuple[EpochPlan, dict[str, Any]]:
-        raise NotImplementedError
-
-    def batch_swaps(self, slots: np.ndarray, model: nn.Module) -> dict[int, Swap]:
-        if not len(slots) or not len(self._swaps):
-            return {}
-        return self._swaps.between(int(slots[0]), int(slots[-1]))
-
-    def end_epoch(self, model: nn.Module) -> dict[str, Any]:
-        return {}
-
-
-class ReusedPools(StoredSwaps):
-    """Another run's pools under ``pools_dir/epoch_<e>``, re-decided with ``rule`` (an ablation).
-
-    ``expected`` provenance is checked on every epoch's pool: the seed and the warm checkpoint's
-    weights hash must be this run's, so the ablation differs from the reused run only by its rule.
-    Nothing is translated: this module does not import the translation code.
-    """
-
-    def __init__(self, pools_dir: str | Path, data: PreparedData, *, rule: str, seed: int,
-                 rule_params: Mapping[str, Any] | None = None, expected: Mapping[str, Any] | None = None):
-        super().__init__()
-        check_rule(rule, rule_params)
-        self.pools_dir = Path(pools_dir)
-        self.data, self.rule, self.seed = data, rule, int(seed)
-        self.rule_params = dict(rule_params or {})
-        self.expected = dict(expected or {})
-        self._prefetch: dict[int, Any] = {}
-        self._pool = None
-
-    def _read(self, epoch: int) -> tuple[EpochPlan, dict[int, Swap], dict[str, int]]:
-        path = self.pools_dir / f"epoch_{epoch}"
-        if not path.exists():
-            raise M2mError(f"pool {path} does not exist: the reused run has no pool for epoch {epoch}; "
-                           f"run it first (dvc repro, or m2m-pipeline train-f --method "
-                           f"{self.expected.get('run', 'M2m')})")
-        return read_swaps(path, self.data, rule=self.rule, rule_params=self.rule_params, seed=self.seed,
-                          epoch=epoch, **self.expected)
-
-    def begin_epoch(self, epoch: int, model: nn.Module) -> tuple[EpochPlan, dict[str, Any]]:
-        # The reused pools all exist before training starts: while this epoch trains, a background
-        # thread reads and re-decides the next one (zarr reads and decoding overlap the training).
-        pending = self._prefetch.pop(epoch, None)
-        plan, swaps, counts = pending.result() if pending is not None else self._read(epoch)
-        for stale in list(self._prefetch):
-            self._prefetch.pop(stale).cancel()
-        if (self.pools_dir / f"epoch_{epoch + 1}").exists():
-            self._prefetch[epoch + 1] = self._executor().submit(self._read, epoch + 1)
-        self._set_swaps(swaps)
-        return plan, counts
-
-    def _executor(self):
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pool-prefetch")
-        return self._pool
-
-
-__all__ = ["EpochSwaps", "ReusedPools", "StoredSwaps", "Swap", "check_provenance", "load_swaps", "pool_plan", "read_pool_x",
-           "read_swaps"]
+__all__ = ["NO_SWAPS", "EpochSwaps", "Swap", "check_provenance", "load_swaps", "pool_plan", "read_pool_x", "read_swaps"]

@@ -14,7 +14,8 @@ _EXPORTS = {
     "Preset": "schedule", "lr_at": "schedule",
     "MethodSpec": "methods", "get_method": "methods", "list_ablations": "methods", "list_methods": "methods",
     "FitOptions": "options",
-    "load_checkpoint": "checkpoint", "model_from_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint", "logit_offset_of": "checkpoint", "model_from_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
     "FitResult": "loop", "fit": "loop", "predict": "loop", "run_status": "loop", "write_history": "loop",
 }
 

@@ -15,10 +15,12 @@ from torch import nn
 from ..datasets import PreparedData, Split
 from ..metrics import balanced_metrics
 from ..plan import EpochPlan, apply_augment, make_plan
+from ..layout import BEST_CHECKPOINT, LAST_CHECKPOINT
 from ..utils import M2mError, atomic_write_bytes, default_device, progress_bar, rng_for, state_hash
 from .checkpoint import model_config, build_model, model_from_checkpoint, save_checkpoint
+from .cmo import cmo_active, draw_cutmix, minority_plan, mixed_loss, paste
 from .device_data import DeviceImages, device_batch_inputs
-from .losses import class_weights, make_criterion
+from .losses import class_weights, make_criterion, posthoc_offsets
 from .methods import MethodSpec, check_method
 from .options import FitOptions
 from .schedule import Preset, lr_at
@@ -26,15 +28,20 @@ from .schedule import Preset, lr_at
 
 @torch.no_grad()
 def predict(model: nn.Module, data: PreparedData, split: Split, *, batch_size: int = 1024,
-            device: torch.device | None = None) -> np.ndarray:
-    """Predicted labels of ``split``; the model is in eval mode for the call and restored after."""
+            device: torch.device | None = None, logit_offset: torch.Tensor | None = None) -> np.ndarray:
+    """Predicted labels of ``split``: argmax_k z_k (+ ``logit_offset``_k, a post-hoc logit
+    adjustment, when given); the model is in eval mode for the call and restored after."""
     device = device or next(model.parameters()).device
+    offset = logit_offset.to(device) if logit_offset is not None else None
     was_training = model.training
     model.eval()
     preds = []
     for start in range(0, len(split), batch_size):
         x = data.to_float(split.x[start:start + batch_size]).to(device)
-        preds.append(model(x).argmax(dim=1).cpu().numpy())
+        z = model(x)
+        if offset is not None:
+            z = z + offset
+        preds.append(z.argmax(dim=1).cpu().numpy())
     model.train(was_training)
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
 
@@ -124,10 +131,14 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
     if method.uses_pools and swaps is None:
         raise M2mError(f"method {method.name} trains on pool rows: it needs a swap source (pools)")
     check_method(method, preset, class_counts=data.class_counts, input_shape=data.input_shape,
-                 options=options)  # every bad-input error before any training or output
+                 options=options, input_kind=data.input_kind)  # every bad-input error before any training or output
     run_dir = Path(run_dir)
 
-    config = model_config(data, preset.model, preset.model_args, method.norm_last)
+    # LA-posthoc: every prediction (validation selection, test, prediction files) from z - tau log pi;
+    # the checkpoints record the offset (checkpoint.logit_offset_of), so they stay self-describing.
+    offset = posthoc_offsets(data.class_counts, options.la_tau) if method.posthoc else None
+    config = model_config(data, preset.model, preset.model_args, method.norm_last,
+                          logit_offset=offset.tolist() if offset is not None else None)
     if start is not None:
         if start["config"]["norm_last"] != method.norm_last:
             raise M2mError(f"method {method.name} needs a {'LDAM' if method.norm_last else 'CE'} warm "
@@ -154,7 +165,7 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
     if start is not None and start.get("optimizer_state"):
         optimizer.load_state_dict(start["optimizer_state"])
 
-    best_path, last_path = run_dir / "best.pt", run_dir / "last.pt"
+    best_path, last_path = run_dir / BEST_CHECKPOINT, run_dir / LAST_CHECKPOINT
     train = data.train
     if method.smote:
         train = smote_split(train, data.class_counts, seed, options.smote_k_neighbors)
@@ -183,7 +194,12 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
                                beta=options.cb_beta)
         criterion = make_criterion(method.loss, data.class_counts, weight, focal_gamma=options.focal_gamma,
                                    ldam_max_margin=options.ldam_max_margin, ldam_s=options.ldam_s,
-                                   reduction=options.weight_reduction).to(device)
+                                   la_tau=options.la_tau, reduction=options.weight_reduction).to(device)
+        # CMO: the minority-weighted batches pasted onto this epoch's (training/cmo.py)
+        cmo_plan = (minority_plan(train.y, train_counts, seed=seed, epoch=epoch, augment=data.augment,
+                                  batch_size=preset.batch_size)
+                    if method.cmo and cmo_active(epoch, preset.epochs, options.cmo_start_epoch,
+                                                 options.cmo_end_epochs) else None)
         model.train()
         total_loss, n_seen = 0.0, 0
         for b in range(plan.n_batches):
@@ -196,7 +212,18 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
             else:
                 x, y = batch_inputs(data, train, plan, slots, batch_swaps)
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = criterion(model(x), y)
+            mix = (draw_cutmix(seed, epoch, b, x.shape[2], x.shape[3], prob=options.cmo_prob, beta=options.cmo_beta)
+                   if cmo_plan is not None else None)
+            if mix is not None:
+                if images is not None:
+                    x2, y2 = device_batch_inputs(images, cmo_plan, slots, {})
+                else:
+                    x2, y2 = batch_inputs(data, train, cmo_plan, slots, {})
+                    x2, y2 = x2.to(device, non_blocking=True), y2.to(device, non_blocking=True)
+                x = paste(x, x2, mix.box)
+                loss = mixed_loss(criterion, model(x), y, y2, mix.weight)
+            else:
+                loss = criterion(model(x), y)
             if not torch.isfinite(loss):
                 raise M2mError(f"{method.name}: the training loss became non-finite at epoch {epoch}; "
                                f"lower the learning rate in the preset")
@@ -207,8 +234,8 @@ def fit(*, data: PreparedData, preset: Preset, method: MethodSpec, seed: int, ru
             n_seen += len(slots)
         if source is not None:
             record.update(source.end_epoch(model))
-        val = balanced_metrics(data.val.y, predict(model, data, data.val, batch_size=preset.eval_batch_size),
-                               data.class_counts)
+        val = balanced_metrics(data.val.y, predict(model, data, data.val, batch_size=preset.eval_batch_size,
+                                                   logit_offset=offset), data.class_counts)
         record.update(train_loss=total_loss / max(n_seen, 1), val_bacc=val["bacc"], val_gm=val["gm"])
         history.append(record)
         # ">=": the last epoch with the best validation bACC wins a tie (the release's rule).

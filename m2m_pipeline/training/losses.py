@@ -21,7 +21,7 @@ from torch import nn
 from ..utils import M2mError
 
 WEIGHTINGS = ("none", "inverse", "effective")
-LOSSES = ("ce", "focal", "ldam")
+LOSSES = ("ce", "focal", "ldam", "la", "balanced_softmax")
 REDUCTIONS = ("mean", "normalized")
 
 
@@ -56,6 +56,33 @@ def ldam_margins(class_counts: np.ndarray, max_margin: float = 0.5) -> torch.Ten
         raise M2mError(f"LDAM margins need a positive count for every class, got {counts.tolist()}")
     m = 1.0 / np.power(counts, 0.25)
     return torch.tensor(m * (max_margin / m.max()), dtype=torch.float32)
+
+
+def log_prior(class_counts: np.ndarray) -> np.ndarray:
+    """log pi_k = log(N_k / sum_j N_j), the log of the training set's class prior (float64)."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if counts.ndim != 1 or len(counts) == 0 or np.any(counts <= 0):
+        raise M2mError(f"the class prior needs a positive count for every class, got {counts.tolist()}")
+    return np.log(counts / counts.sum())
+
+
+def la_offsets(class_counts: np.ndarray, tau: float = 1.0) -> torch.Tensor:
+    """The logit-adjusted loss's offsets b_k = tau * log pi_k (Menon et al., ICLR 2021, eq. 10)."""
+    return torch.tensor(tau * log_prior(class_counts), dtype=torch.float32)
+
+
+def balanced_softmax_offsets(class_counts: np.ndarray) -> torch.Tensor:
+    """Balanced Softmax's offsets b_k = log N_k (Ren et al., NeurIPS 2020, eq. 4)."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if counts.ndim != 1 or len(counts) == 0 or np.any(counts <= 0):
+        raise M2mError(f"Balanced Softmax needs a positive count for every class, got {counts.tolist()}")
+    return torch.tensor(np.log(counts), dtype=torch.float32)
+
+
+def posthoc_offsets(class_counts: np.ndarray, tau: float = 1.0) -> torch.Tensor:
+    """Post-hoc logit adjustment's offsets -tau * log pi_k (Menon et al., eq. 9): predict
+    argmax_k z_k - tau * log pi_k with a model trained by plain ERM."""
+    return torch.tensor(-tau * log_prior(class_counts), dtype=torch.float32)
 
 
 def _reduce(per_sample: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
@@ -125,9 +152,33 @@ class LDAMLoss(nn.Module):
                        self.reduction)
 
 
+class LogitAdjustedCE(nn.Module):
+    """Cross entropy of the logits shifted by a fixed per-class offset b, optionally class-weighted:
+    mean_i w_{y_i} CE(z_i + b, y_i), with b added to every class's logit.
+
+    - LA, the logit-adjusted loss (Menon et al., ICLR 2021, eq. 10), b_k = tau * log pi_k:
+      l(y, z) = -log( exp(z_y + tau log pi_y) / sum_k exp(z_k + tau log pi_k) ), tau = 1 by default.
+    - Balanced Softmax (Ren et al., NeurIPS 2020, eq. 4), b_k = log N_k:
+      l(y, z) = -log( N_y exp(z_y) / sum_k N_k exp(z_k) ).
+
+    At tau = 1 the two are the same loss: log N_k = log pi_k + log N, and the softmax ignores a
+    shift shared by every class. Prediction uses the raw logits z (the offset is training-only).
+    """
+
+    def __init__(self, offsets: torch.Tensor, weight: torch.Tensor | None = None, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = _check_reduction(reduction)
+        self.register_buffer("offsets", offsets, persistent=False)
+        self.register_buffer("weight", weight, persistent=False)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return _reduce(F.cross_entropy(logits + self.offsets, target, reduction="none"), target, self.weight,
+                       self.reduction)
+
+
 def make_criterion(loss: str, class_counts: np.ndarray, weight: torch.Tensor | None, *,
                    focal_gamma: float = 1.0, ldam_max_margin: float = 0.5, ldam_s: float = 30.0,
-                   reduction: str = "mean") -> nn.Module:
+                   la_tau: float = 1.0, reduction: str = "mean") -> nn.Module:
     """The criterion of a method's loss with class weights ``weight`` (None = unweighted)."""
     if loss == "ce":
         return WeightedCE(weight, reduction)
@@ -135,4 +186,8 @@ def make_criterion(loss: str, class_counts: np.ndarray, weight: torch.Tensor | N
         return FocalLoss(focal_gamma, weight, reduction)
     if loss == "ldam":
         return LDAMLoss(class_counts, max_margin=ldam_max_margin, s=ldam_s, weight=weight, reduction=reduction)
+    if loss == "la":
+        return LogitAdjustedCE(la_offsets(class_counts, la_tau), weight, reduction)
+    if loss == "balanced_softmax":
+        return LogitAdjustedCE(balanced_softmax_offsets(class_counts), weight, reduction)
     raise M2mError(f"unknown loss {loss!r}; known: {LOSSES}")

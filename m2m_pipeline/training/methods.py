@@ -20,7 +20,7 @@ from .options import FitOptions
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
-    loss: str = "ce"                   # ce | focal | ldam
+    loss: str = "ce"                   # ce | focal | ldam | la | balanced_softmax (losses.py)
     order: str = "shuffle"             # sampling order before the deferred epoch
     deferred_order: str | None = None  # sampling order from the deferred epoch on (None = unchanged)
     weighting: str = "none"            # class weights: none | inverse | effective
@@ -37,6 +37,10 @@ class MethodSpec:
     seed_subset: int | None = None     # seeds of class k0 only from a fixed subset of this size (Table 3)
     online: bool = False               # translate each mini-batch with the current f (the paper's loop)
     paper_table: str = ""              # where the paper reports it ("Table 4", "Table 5", ...)
+    # -- baselines published after M2m (issue 19) --
+    posthoc: bool = False              # predict argmax z - tau log pi (LA-posthoc): validation and test alike
+    cmo: bool = False                  # CutMix minority-weighted images onto each batch (training/cmo.py)
+    source: str = ""                   # the paper of a baseline published after M2m ("Menon et al., ICLR 2021")
 
     @property
     def norm_last(self) -> bool:
@@ -70,6 +74,17 @@ class MethodSpec:
     @property
     def is_ablation(self) -> bool:
         return bool(self.paper_table) or self.online
+
+    @property
+    def after_paper(self) -> bool:
+        """A baseline published after M2m (LA, LA-posthoc, BalancedSoftmax, CMO, LA-M2m): not one of
+        the paper's rows, and not an ablation of M2m."""
+        return bool(self.source)
+
+    @property
+    def uses_tau(self) -> bool:
+        """Whether the method reads ``la_tau`` (the LA loss, or the post-hoc adjustment)."""
+        return self.loss == "la" or self.posthoc
 
 
 _METHODS: dict[str, MethodSpec] = {}
@@ -150,6 +165,30 @@ register_method(MethodSpec("M2m-Online", online=True, **_OWN,
                            description="M2m translating every mini-batch with the current f (the paper's loop)"))
 
 
+# -- baselines published after M2m (issue 19): what a user would compare M2m with today -------------
+# pi_k = N_k / N is the training set's class prior; tau is train_f.la_tau (1 by default).
+register_method(MethodSpec(
+    "LA", loss="la", source="Menon et al., ICLR 2021",
+    description="logit-adjusted cross entropy: -log softmax(z + tau log pi)_y, trained from scratch"))
+# ERM's run (warm="ce": the same weights as ERM of the seed, as ERM is deferred-compatible), with
+# every prediction (the validation selection of best.pt included) made from z - tau log pi.
+register_method(MethodSpec(
+    "LA-posthoc", warm="ce", posthoc=True, source="Menon et al., ICLR 2021",
+    description="ERM predicted with post-hoc logit adjustment: argmax_k z_k - tau log pi_k"))
+register_method(MethodSpec(
+    "BalancedSoftmax", loss="balanced_softmax", source="Ren et al., NeurIPS 2020",
+    description="balanced softmax: -log (N_y e^z_y / sum_k N_k e^z_k), trained from scratch"))
+register_method(MethodSpec(
+    "CMO", cmo=True, source="Park et al., CVPR 2022",
+    description="CE + minority-weighted images CutMixed onto the natural-order batch (images only)"))
+# LA+M2m, as LDAM-M2m combines LDAM with M2m: the LA loss throughout, warm-started from an LA warm
+# phase (warm_f with loss "la"), M2m's balanced order and translations from the deferred epoch on.
+# The LA offsets keep the training prior pi, as LDAM-M2m keeps its margins from N_k.
+register_method(MethodSpec(
+    "LA-M2m", loss="la", warm="la", deferred_order="balanced", translate=True, source="Menon et al. + M2m",
+    description="LA loss + major-to-minor translation (deferred)"))
+
+
 def list_ablations() -> list[str]:
     """The registered ablations of M2m, in registration order."""
     return [name for name, spec in _METHODS.items() if spec.is_ablation]
@@ -184,7 +223,7 @@ def _gib(n: float) -> str:
 
 def check_method(method: str | MethodSpec, preset: Any, *, class_counts: np.ndarray | None = None,
                  input_shape: tuple[int, ...] | None = None, options: Any = None,
-                 memory_limit: int | None = None) -> MethodSpec:
+                 memory_limit: int | None = None, input_kind: str | None = None) -> MethodSpec:
     """Validate a method against the preset, the data and its parameters before any training.
 
     Returns the spec; raises a one-line M2mError for: an unknown method; a deferred method whose
@@ -194,7 +233,10 @@ def check_method(method: str | MethodSpec, preset: Any, *, class_counts: np.ndar
     effective-number weights with beta outside (0, 1); LDAM with a non-positive margin or scale;
     SMOTE with a class of fewer than 2 samples, ``smote_k_neighbors < 1``, or an output
     (:func:`smote_bytes`) larger than ``memory_limit`` bytes (default ``options.smote_max_bytes``,
-    else half the memory available now).
+    else half the memory available now); LA / LA-posthoc / LA-M2m with a ``la_tau`` that is not a
+    finite number >= 0; CMO on inputs that are not images (``input_kind`` "vector", or an
+    ``input_shape`` that is not (C, H, W)), or with ``cmo_prob`` outside [0, 1], ``cmo_beta <= 0``,
+    or negative ``cmo_start_epoch`` / ``cmo_end_epochs``.
     ``preset`` is a :class:`~.schedule.Preset`; ``options`` a :class:`~.loop.FitOptions` (or None).
     """
     spec = method if isinstance(method, MethodSpec) else get_method(method)
@@ -218,6 +260,24 @@ def check_method(method: str | MethodSpec, preset: Any, *, class_counts: np.ndar
     if spec.loss == "ldam" and not (opts.ldam_max_margin > 0 and opts.ldam_s > 0):
         raise M2mError(f"{name}: LDAM needs ldam_max_margin > 0 and ldam_s > 0, "
                        f"got {opts.ldam_max_margin} and {opts.ldam_s}")
+    if spec.uses_tau and not (isinstance(opts.la_tau, (int, float)) and not isinstance(opts.la_tau, bool)
+                              and math.isfinite(opts.la_tau) and opts.la_tau >= 0):
+        raise M2mError(f"{name}: la_tau must be a finite number >= 0, got {opts.la_tau!r}")
+    if spec.cmo:
+        shape = tuple(input_shape) if input_shape is not None else None
+        if (input_kind is not None and input_kind != "image") or (shape is not None and len(shape) != 3):
+            what = input_kind or "non-image"
+            raise M2mError(f"{name} pastes a box of one image's pixels onto another (CutMix); these inputs are "
+                           f"{what} rows of shape {shape}, text or table features with no pixel grid to cut a "
+                           f"box from, so CMO is not defined for them: use LA, BalancedSoftmax or DRS")
+        if not 0.0 <= opts.cmo_prob <= 1.0:
+            raise M2mError(f"{name}: cmo_prob must be in [0, 1], got {opts.cmo_prob}")
+        if not opts.cmo_beta > 0:
+            raise M2mError(f"{name}: cmo_beta must be > 0, got {opts.cmo_beta}")
+        for key in ("cmo_start_epoch", "cmo_end_epochs"):
+            v = getattr(opts, key)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+                raise M2mError(f"{name}: {key} must be an int >= 0, got {v!r}")
     if spec.smote:
         k = opts.smote_k_neighbors
         if not (isinstance(k, int) and k >= 1):

@@ -1,0 +1,141 @@
+"""Our runs' metrics files, read and grouped by method, and their statistics over seeds.
+
+Input: the per-run JSON of :func:`m2m_pipeline.evaluation.evaluate_run` (keys ``dataset``,
+``method``, ``best_val`` and ``last``, each with ``val``/``test`` metrics), optionally with a
+``seed`` key. Seed rule: the ``seed`` key when present, else a ``-seed<N>`` suffix of the file
+name (``M2m-seed1.json``, layout.parse_run_name), else unknown (``M2m.json``: one run of unknown
+seed). Two files with the same method and seed (unknown counts as a value) are an error.
+Statistics over seeds: mean and the sample standard deviation (ddof = 1; 0 for a single run), on
+the test metrics of the checkpoint ``which`` (``best_val``: the last epoch with the best
+validation bACC, the authors' rule; or ``last``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from ..errors import M2mError
+from ..layout import metrics_file, parse_run_name
+from ..training.methods import list_methods
+from .paper_tables import paper_numbers
+
+METRICS = ("bacc", "gm", "major", "minor")
+
+
+def seed_and_method_of(path: Path, result: Mapping[str, Any]) -> tuple[str, int | None]:
+    """(method, seed) of a metrics file, by the module docstring's rule."""
+    stem, file_seed = parse_run_name(path.stem)
+    method = str(result.get("method") or stem)
+    seed = result.get("seed", file_seed)
+    return method, (int(seed) if seed is not None else None)
+
+
+def select_metrics_files(folder: str | Path, methods: Iterable[str], seeds: Iterable[int]
+                         ) -> tuple[list[Path], list[Path], list[str]]:
+    """(kept, ignored, missing) metrics files of ``folder`` for the runs of the current DAG.
+
+    The DAG writes one ``<method>-seed<s>.json`` per method of ``evaluate.methods`` and seed of
+    ``seeds``; any other file there (a method dropped from the params, an old seed, a hand-made
+    file) is a stale result and is ignored, so the report shows only what the DAG now produces.
+    ``missing`` names the expected runs without a file (not evaluated yet).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise M2mError(f"metrics folder {folder} does not exist; evaluate some runs first (dvc repro)")
+    expected = {metrics_file(m, s) for m in methods for s in seeds}
+    present = sorted(folder.glob("*.json"))
+    kept = [p for p in present if p.name in expected]
+    ignored = [p for p in present if p.name not in expected]
+    missing = sorted(name[: -len(".json")] for name in expected - {p.name for p in present})
+    return kept, ignored, missing
+
+
+def load_metrics_dir(folder: str | Path, dataset: str | None = None, *,
+                     files: Iterable[Path] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every ``*.json`` of ``folder`` (or only ``files``) grouped by method (each result gets its
+    ``seed``). Files of another dataset, unreadable files and repeated (method, seed) pairs raise
+    an M2mError."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise M2mError(f"metrics folder {folder} does not exist; evaluate some runs first (dvc repro)")
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    origin: dict[tuple[str, int | None], Path] = {}
+    for path in sorted(folder.glob("*.json")) if files is None else sorted(files):
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise M2mError(f"metrics file {path} cannot be read as JSON ({type(exc).__name__})") from None
+        if not isinstance(result, dict) or "best_val" not in result or "last" not in result:
+            raise M2mError(f"{path} is not a metrics file of evaluate_run (no best_val/last keys)")
+        if dataset is not None and result.get("dataset") not in (None, dataset):
+            raise M2mError(f"{path} holds metrics of dataset {result.get('dataset')!r}, not {dataset!r}")
+        method, seed = seed_and_method_of(path, result)
+        if (method, seed) in origin:
+            raise M2mError(f"{path} and {origin[(method, seed)]} are both {method} seed {seed}; remove one")
+        origin[(method, seed)] = path
+        grouped.setdefault(method, []).append({**result, "method": method, "seed": seed})
+    if not grouped:
+        raise M2mError(f"metrics folder {folder} holds no *.json files")
+    for runs in grouped.values():
+        runs.sort(key=lambda r: (r["seed"] is None, r["seed"] or 0))
+    return grouped
+
+
+def _group(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mapping[str, Any]]]) -> dict[str, list]:
+    if isinstance(results, Mapping):
+        return {m: list(rs) for m, rs in results.items()}
+    grouped: dict[str, list] = {}
+    for r in results:
+        grouped.setdefault(str(r["method"]), []).append(r)
+    return grouped
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
+    if len(arr) == 0:
+        return float("nan"), float("nan")
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def method_order(methods: Iterable[str]) -> list[str]:
+    """The registry's order (the paper's table order), then any other name alphabetically."""
+    known = list_methods()
+    methods = set(methods)
+    return [m for m in known if m in methods] + sorted(methods - set(known))
+
+
+def summarize(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mapping[str, Any]]], *,
+              dataset: str | None = None, rho: float | None = None, which: str = "best_val",
+              split: str = "test") -> dict[str, dict[str, Any]]:
+    """{method: {"bacc_mean", "bacc_std", "gm_mean", "gm_std", "major_mean", "major_std",
+    "minor_mean", "minor_std", "n_seeds", "seeds", "zero_recall_classes" (mean count), and the
+    paper's "paper_bacc", "paper_bacc_std", "paper_gm", "paper_gm_std" where it has them}}."""
+    if which not in ("best_val", "last"):
+        raise M2mError(f"which must be 'best_val' or 'last', got {which!r}")
+    grouped = _group(results)
+    paper = paper_numbers(dataset, rho) if dataset else {}
+    out: dict[str, dict[str, Any]] = {}
+    for method in method_order(grouped):
+        runs = grouped[method]
+        row: dict[str, Any] = {"n_seeds": len(runs), "seeds": [r.get("seed") for r in runs]}
+        for key in METRICS:
+            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r[which][split].get(key) for r in runs])
+        zeros = [sum(1 for v in r[which][split].get("per_class_recall", []) if v == 0.0) for r in runs]
+        row["zero_recall_classes"] = float(np.mean(zeros)) if zeros else float("nan")
+        row["epochs"] = [r[which].get("epoch") for r in runs]
+        # imbalanced-learn's corrected GM (a zero recall counts as 1e-3); metrics files written
+        # before it existed lack the key and give NaN here
+        row["gm_corrected_mean"], row["gm_corrected_std"] = _mean_std(
+            [r[which][split].get("gm_corrected") for r in runs])
+        for key, value in paper.get(method, {}).items():
+            row[f"paper_{key}"] = value
+        out[method] = row
+    return out
+
+
+__all__ = ["METRICS", "load_metrics_dir", "method_order", "seed_and_method_of", "select_metrics_files", "summarize"]

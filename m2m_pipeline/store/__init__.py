@@ -1,0 +1,23 @@
+"""The zarr store: prepared datasets and translation pools. The only package that imports zarr.
+
+- ``zarr_io``: the zarr helpers (chunked and sharded arrays, the file manifest and integrity
+  check, reads that name a damaged array, concurrent reads and writes);
+- ``prepared``: prepared datasets (``write_prepared``, ``read_prepared``);
+- ``pool_format``: the pool schema, ``PoolWriter``, ``Pool``, ``open_pool`` and ``verify_pool``.
+
+Both kinds of group are written under a temporary name and renamed into place, with the attribute
+``complete: true`` written last, so a crash never leaves something that reads as done.
+"""
+
+from __future__ import annotations
+
+from .pool_format import (POOL_ARRAY_DOCS, POOL_FORMAT_VERSION, POOL_ROW_ARRAYS, POOL_ROW_BYTES, RESUME_FILE,
+                          SHARD_RECORDS, Pool, PoolWriter, estimate_pool_bytes, open_pool, pool_as_dask,
+                          verify_pool, write_pool_shard)
+from .prepared import FORMAT_VERSION, prepared_fingerprint, read_prepared, write_prepared
+from .zarr_io import check_integrity, file_manifest, read_array, read_arrays
+
+__all__ = ["FORMAT_VERSION", "POOL_ARRAY_DOCS", "POOL_FORMAT_VERSION", "POOL_ROW_ARRAYS", "POOL_ROW_BYTES",
+           "RESUME_FILE", "SHARD_RECORDS", "Pool", "PoolWriter", "check_integrity", "estimate_pool_bytes",
+           "file_manifest", "open_pool", "pool_as_dask", "prepared_fingerprint", "read_array", "read_arrays",
+           "read_prepared", "verify_pool", "write_pool_shard", "write_prepared"]
