@@ -544,7 +544,11 @@ def markdown(result: dict, samplers: list[str], classifiers: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_mean_rank(result: dict, samplers: list[str], classifiers: list[str], out: str | Path) -> Path:
+def plot_mean_rank(result: dict, samplers: list[str], classifiers: list[str], out: str | Path,
+                   subtitle: str = "") -> Path:
+    """One panel per classifier: the samplers' mean ranks (best on top), M2m red, SMOTE blue, and a
+    bracket from the best mean rank over Nemenyi's critical difference (samplers whose mean rank
+    lies inside it are not told apart from the best at alpha 0.05)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -553,27 +557,28 @@ def plot_mean_rank(result: dict, samplers: list[str], classifiers: list[str], ou
     from m2m_pipeline.utils import save_figure
 
     n = len(result["datasets"])
-    cd = critical_difference(len(samplers), n)
-    fig, axes = plt.subplots(1, len(classifiers), figsize=(4.2 * len(classifiers), 3.2), sharex=True, squeeze=False)
+    k = len(samplers)
+    cd = critical_difference(k, n)
+    fig, axes = plt.subplots(1, len(classifiers), figsize=(3.6 * len(classifiers), 0.45 * k + 1.4), squeeze=False)
     for ax, clf in zip(axes[0], classifiers):
         mr = result["mean_rank"][clf]
         order = sorted(samplers, key=lambda s: mr[s])
         vals = [mr[s] for s in order]
-        colors = ["tab:red" if s == "M2mOverSampler" else "tab:blue" if s == REFERENCE else "0.6" for s in order]
-        ax.barh(range(len(order)), vals, color=colors)
-        ax.set_yticks(range(len(order)), [SHORT.get(s, s) for s in order])
-        ax.invert_yaxis()
+        colors = ["tab:red" if s == "M2mOverSampler" else "tab:blue" if s == REFERENCE else "0.55" for s in order]
+        ax.barh(range(k), vals, color=colors, height=0.6)
+        ax.set_yticks(range(k), [SHORT.get(s, s) for s in order])
+        ax.set_ylim(k - 0.5, -1.2)
         for i, v in enumerate(vals):
-            ax.text(v + 0.05, i, f"{v:.2f}", va="center", fontsize=8)
+            ax.text(v + 0.06, i, f"{v:.2f}", va="center", fontsize=8)
         if cd:
-            best = vals[0]
-            ax.axvline(best + cd, color="k", ls="--", lw=0.8)
-            ax.text(best + cd, len(order) - 0.4, f" best + CD ({cd:.2f})", fontsize=7, va="bottom")
-        ax.set_xlim(1, len(samplers) + 0.3)
+            end = min(vals[0] + cd, k + 0.5)
+            ax.plot([vals[0], end], [-0.8, -0.8], color="k", lw=1.5)
+            ax.plot([vals[0], vals[0]], [-0.95, -0.65], color="k", lw=1.5)
+            ax.text(vals[0], -0.95, f"CD {cd:.2f}", fontsize=7, va="bottom")
+        ax.set_xlim(0, k + 0.5)
         ax.set_title(clf, fontsize=10)
-        ax.set_xlabel("mean rank by bACC (1 = best)")
-    fig.suptitle(f"Over-samplers on {n} KEEL tables, 5 folds x 3 seeds; dashed: Nemenyi CD at 0.05 from the best",
-                 fontsize=9)
+        ax.set_xlabel("mean rank by bACC (1 = best)", fontsize=8)
+    fig.suptitle(f"Over-samplers on {n} tables{subtitle}; bracket: Nemenyi CD (0.05) from the best", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, out)
 
@@ -695,7 +700,10 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
             Path(args.markdown).write_text(text)
         if args.plot:
-            plot_mean_rank(result, args.samplers, args.classifiers, args.plot)
+            used = sorted({tuple(n["seeds"]) for n in notes.values()})
+            seeds_txt = " / ".join(",".join(map(str, u)) for u in used)
+            plot_mean_rank(result, args.samplers, args.classifiers, args.plot,
+                           subtitle=f", {folds} folds, seeds {seeds_txt}")
         print(text)
         print(f"wall time {result['meta']['total_wall_seconds']:.0f} s")
     except BenchError as exc:

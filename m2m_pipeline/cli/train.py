@@ -85,12 +85,13 @@ def train_f_cmd(dataset: Optional[str] = DatasetOpt,
 
 
 def methods_cmd() -> None:
-    """List every registered method: the paper's baselines and M2m, then M2m's ablations (what each
-    changes, where the paper reports it, and whether it translates or re-decides M2m's pools)."""
+    """List every registered method: the paper's baselines and M2m, then M2m's ablations, then the
+    baselines published after M2m (what each changes, where the paper or its source reports it, and
+    whether it translates or re-decides M2m's pools)."""
     from ..jobs.catalog import method_catalog
 
     for spec in method_catalog():
         kind = (f"re-decides the pools of {spec.reuse}" if spec.reuse else "translates (own pools)"
                 if spec.translate else "no pools")
-        where = f" [{spec.paper_table}]" if spec.paper_table else ""
+        where = f" [{spec.paper_table or spec.source}]" if spec.paper_table or spec.source else ""
         typer.echo(f"{spec.name:<15} {spec.description}{where}; {kind}")

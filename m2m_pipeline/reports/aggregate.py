@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import M2mError
 from ..layout import metrics_file, parse_run_name
-from ..training.methods import list_methods
+from ..training.methods import get_method, list_methods
 from .paper_tables import paper_numbers
 
 METRICS = ("bacc", "gm", "major", "minor")
@@ -138,4 +138,65 @@ def summarize(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mapping[s
     return out
 
 
-__all__ = ["METRICS", "load_metrics_dir", "method_order", "seed_and_method_of", "select_metrics_files", "summarize"]
+def m2m_against_strongest(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mapping[str, Any]]], *,
+                          which: str = "best_val", reference: str = "M2m") -> dict[str, Any] | None:
+    """M2m against the strongest other method of the same run (the same metrics folder or
+    benchmark), by mean test bACC over seeds at checkpoint ``which``.
+
+    Candidates: every method of ``results`` but ``reference`` and its ablations (M2m minus one
+    part); a tie goes to the first in the registry's order. ``delta`` = reference - strongest
+    (negative: M2m is behind). Seed noise: the difference is within seed noise when
+    |delta| <= the larger of the two methods' sample standard deviations over seeds (ddof = 1);
+    with a single seed of either there is no estimate (``within_noise`` None). ``paired``: the
+    per-seed differences over the seeds both ran. None when ``reference`` or every candidate is missing.
+    """
+    grouped = _group(results)
+    if reference not in grouped:
+        return None
+    summary = summarize(grouped, which=which)
+    candidates = [m for m in summary if m != reference and not _is_ablation(m)
+                  and not math.isnan(summary[m]["bacc_mean"])]
+    if not candidates or math.isnan(summary[reference]["bacc_mean"]):
+        return None
+    best = max(candidates, key=lambda m: (summary[m]["bacc_mean"], -candidates.index(m)))
+    ref, top = summary[reference], summary[best]
+    delta = ref["bacc_mean"] - top["bacc_mean"]
+    noise = max(ref["bacc_std"], top["bacc_std"])
+    single = ref["n_seeds"] < 2 or top["n_seeds"] < 2
+    by_seed = {r.get("seed"): r[which]["test"]["bacc"] for r in grouped[best]}
+    paired = {r.get("seed"): r[which]["test"]["bacc"] - by_seed[r.get("seed")] for r in grouped[reference]
+              if r.get("seed") is not None and r.get("seed") in by_seed}
+    return {"reference": reference, "strongest": best, "reference_bacc": ref["bacc_mean"],
+            "reference_std": ref["bacc_std"], "strongest_bacc": top["bacc_mean"], "strongest_std": top["bacc_std"],
+            "n_seeds": min(ref["n_seeds"], top["n_seeds"]), "delta": delta, "noise": noise,
+            "within_noise": None if single else bool(abs(delta) <= noise), "paired": paired}
+
+
+def strongest_line(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mapping[str, Any]]], *,
+                   dataset: str | None = None, which: str = "best_val", reference: str = "M2m") -> str | None:
+    """The report's one line for a dataset: :func:`m2m_against_strongest` in words, or None."""
+    c = m2m_against_strongest(results, which=which, reference=reference)
+    if c is None:
+        return None
+    if c["within_noise"] is None:
+        verdict = "no seed-noise estimate (a single seed)"
+    else:
+        verdict = (f"{'within' if c['within_noise'] else 'outside'} seed noise "
+                   f"(|Δ| {'≤' if c['within_noise'] else '>'} {c['noise']:.2f}, the larger of the two seed stds)")
+    paired = ", ".join(f"seed {s}: {d:+.1f}" for s, d in sorted(c["paired"].items()))
+    return (f"{reference} against the strongest method of the same run"
+            f"{f' ({dataset})' if dataset else ''}: {c['strongest']} {c['strongest_bacc']:.1f} ± "
+            f"{c['strongest_std']:.2f} vs {reference} {c['reference_bacc']:.1f} ± {c['reference_std']:.2f} test bACC "
+            f"over {c['n_seeds']} seed(s): Δ = {c['delta']:+.1f} points, {verdict}"
+            f"{f'; per seed {paired}' if paired else ''}.")
+
+
+def _is_ablation(name: str) -> bool:
+    try:
+        return get_method(name).is_ablation
+    except M2mError:
+        return False
+
+
+__all__ = ["METRICS", "load_metrics_dir", "m2m_against_strongest", "method_order", "seed_and_method_of",
+           "select_metrics_files", "strongest_line", "summarize"]

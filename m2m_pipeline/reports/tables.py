@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from ..errors import M2mError
 from ..layout import metrics_folder
-from .aggregate import load_metrics_dir, method_order, select_metrics_files, summarize
+from .aggregate import load_metrics_dir, method_order, select_metrics_files, strongest_line, summarize
 from .paper_tables import TABLE_OF, paper_key
 
 def format_pm(mean: float, std: float | None, n: int | None = None) -> str:
@@ -44,7 +44,9 @@ def report_tables(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mappi
     their ``method`` key) or a {method: [dicts]} mapping, one dict per seed. Columns: method,
     seeds, test bACC and GM (mean ± std), the paper's bACC and GM (mean ± std) and our difference
     to them, Major and Minor (Sec. 3.4), and the mean number of classes with zero test recall
-    (where GM is 0)."""
+    (where GM is 0); below it, when M2m ran, the line "M2m against the strongest method of the
+    same run" (:func:`~.aggregate.strongest_line`)."""
+    results = results if isinstance(results, Mapping) else list(results)   # read twice: table and line
     summary = summarize(results, dataset=dataset, rho=rho, which=which)
     key = paper_key(dataset, rho) if dataset else None
     source = f"{TABLE_OF[key]}, column {key}" if key else "none for this dataset"
@@ -77,6 +79,9 @@ def report_tables(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mappi
             f"{format_pm(row['gm_corrected_mean'], row['gm_corrected_std'], n)} | {_epochs_cell(row['epochs'])} |")
         writer.writerow({**row, "method": method, "seeds": " ".join(str(s) for s in row["seeds"]),
                          "delta_bacc": db, "delta_gm": dg, "epochs": " ".join(str(e) for e in row["epochs"])})
+    line = strongest_line(results, dataset=dataset, which=which)
+    if line is not None:
+        lines += ["", line]
     return "\n".join(lines) + "\n", buf.getvalue()
 
 
