@@ -118,6 +118,32 @@ SECTIONS: dict[str, Check] = {
 }
 
 
+def ablation_param_checks(method: str) -> dict[str, Check]:
+    """The one schema of ``ablation_params.<method>``, from the method registry: an ablation that
+    re-decides pools with another gamma (pool_rule ``gamma``) takes ``gamma``; the other re-deciding
+    ablations take nothing; an ablation that translates takes the translation keys (:data:`M2M_KEYS`)."""
+    spec = get_method(method)
+    if spec.reuse is not None:
+        return {"gamma": M2M_KEYS["gamma"]} if spec.pool_rule == "gamma" else {}
+    if spec.translate:
+        fields = _field_names(TranslationConfig)
+        return {k: c for k, c in M2M_KEYS.items() if k in fields}
+    return {}
+
+
+def check_ablation_params(method: str, value: Any) -> dict[str, Any]:
+    """``ablation_params.<method>`` checked against :func:`ablation_param_checks` (unknown keys
+    refused, bools are not numbers); raises a one-line M2mError naming the key."""
+    prefix = f"ablation_params.{method}"
+    section = dict(mapping(prefix, value if value is not None else {}))
+    checks = ablation_param_checks(method)
+    unknown = sorted(set(section) - set(checks))
+    if unknown:
+        allowed = ", ".join(checks) if checks else "none"
+        raise M2mError(f"{prefix}: unknown key(s) {unknown}; allowed: {allowed}")
+    return {k: checks[k](f"{prefix}.{k}", v) for k, v in section.items()}
+
+
 def _reuse_ablations() -> list[str]:
     return [m for m in list_ablations() if get_method(m).reuse is not None]
 
@@ -209,8 +235,7 @@ def validate_params(params: Any, source: str = "params") -> dict[str, Any]:
         unknown = sorted(set(out["ablation_params"]) - set(list_ablations()))
         if unknown:
             raise M2mError(f"ablation_params: unknown ablation(s) {unknown}; known: {', '.join(list_ablations())}")
-        out["ablation_params"] = {k: mapping(f"ablation_params.{k}", v if v is not None else {})
-                                  for k, v in out["ablation_params"].items()}
+        out["ablation_params"] = {k: check_ablation_params(k, v) for k, v in out["ablation_params"].items()}
     if "translate" in out:   # the distributed-translation settings may grow: unknown keys pass
         out["translate"] = _check_keys("translate", out["translate"], TRANSLATE_KEYS, set(), strict=False)
     if "prepare" in out:

@@ -48,3 +48,23 @@ def tiny_mlp(data: PreparedData, *, seed: int = 0, hidden: int = 8, norm_last: b
     """The package's MLP for ``data`` with a fixed initialisation, in eval mode."""
     torch.manual_seed(seed)
     return build_model(model_config(data, "mlp", {"hidden": hidden}, norm_last)).eval()
+
+
+def tiny_pool_attrs(rows: dict[str, np.ndarray], *, class_counts, n_slots: int | None = None,
+                    **given) -> dict:
+    """Attributes that fit the pool schema (store/pool_format.POOL_SCHEMA) for a pool written by hand
+    with PoolWriter: ``rows`` give the summary (reason counts, attempts, accepted); ``given``
+    overrides or adds any attribute (``params`` merged into the defaults)."""
+    from m2m_pipeline.acceptance import REASONS
+
+    n = len(rows["slot"])
+    reason = np.asarray(rows["reason"])
+    reasons = {name: int((reason == code).sum()) for name, code in REASONS.items()}
+    params = {"steps": 2, "step_size": 0.5, "lam": 0.5, "gamma": 0.9, "beta": 0.9, "gamma_on": "prob",
+              **given.pop("params", {})}
+    return {"dataset": "tiny", "dataset_fingerprint": "0" * 16, "class_counts": [int(c) for c in class_counts],
+            "g_hash": "0" * 16, "f_hash": "1" * 16, "epoch": 0, "seed": 0, "params": params,
+            "train_batch_size": 8, "reason_codes": dict(REASONS),
+            "summary": {"n_slots": int(n if n_slots is None else n_slots), "n_attempts": n,
+                        "n_accepted": int(np.asarray(rows["accepted"]).sum()), "reasons": reasons},
+            "package_version": "test", **given}

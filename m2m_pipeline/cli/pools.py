@@ -12,7 +12,7 @@ import typer
 from ..errors import M2mError
 from .common import class_index
 
-pools_app = typer.Typer(help="Browse translation pools: ls, show, stats, report, verify. A RUN is a folder of "
+pools_app = typer.Typer(help="Browse translation pools: ls, show, stats, report, verify, migrate. A RUN is a folder of "
                         "epoch pools (pools/digits/M2m-seed0) or one pool (pools/digits/M2m-seed0/epoch_40).",
                         no_args_is_help=True)
 
@@ -35,6 +35,8 @@ def _pool_and_data(run: Path, epoch: Optional[int], prepared: Optional[Path]):
     entry = pool_entry(path)
     if not entry.complete:
         raise M2mError(f"pool {path} is incomplete (no completion marker); delete it and write it again")
+    if entry.problem is not None:
+        raise M2mError(f"pool {path} {entry.problem}")
     if prepared is None:
         beside = prepared_of_pool(path)
         prepared = beside if beside is not None and beside.exists() else Layout(entry.dataset or "").prepared
@@ -70,9 +72,13 @@ def pools_ls(root: Path = typer.Argument(Path("pools"), help="folder to search (
         table.add_row(str(e.dataset), str(e.method), str(e.seed), str(e.epoch), str(e.attempts), str(e.accepted),
                       "-" if e.accept_rate is None else f"{100 * e.accept_rate:.1f}",
                       ", ".join(f"{k} {v}" for k, v in r.items() if k != "accepted" and v) or "-",
-                      format_size(e.size_bytes), str(e.created), "yes" if e.complete else "NO", str(e.g_hash),
+                      format_size(e.size_bytes), str(e.created),
+                      "DAMAGED" if e.problem is not None else "yes" if e.complete else "NO", str(e.g_hash),
                       str(e.f_hash))
     Console(width=None if sys.stdout.isatty() else 200).print(table)
+    for e in entries:   # listed above from their folder names; why each is flagged
+        if e.problem is not None:
+            typer.echo(f"DAMAGED {e.path}: {e.problem}")
 
 
 @pools_app.command("show")
@@ -166,3 +172,25 @@ def pools_verify(run: Path = typer.Argument(..., help="a run folder of epoch poo
     bad = [c for c in checks if not c.ok]
     if bad:
         raise M2mError(f"{len(bad)} of {len(checks)} pools under {run} are damaged; first: {bad[0].describe()}")
+
+
+@pools_app.command("migrate")
+def pools_migrate(path: Path = typer.Argument(..., help="a run folder of epoch pools (pools/digits/M2m-seed0), one "
+                                              "pool, a folder of runs (pools/digits), or a prepared dataset "
+                                              "(data/prepared/digits)")) -> None:
+    """Rewrite pools (or a prepared dataset) written by an older version in the current format:
+    a crc32c checksum in every chunk, the attributes' and the metadata's sha256, all checked on
+    every read. What the old folder recorded is checked first (a damaged one is refused, not
+    sealed); each folder is rebuilt beside the old one and renamed into place. One line a folder;
+    exits 2 naming the first that failed.
+
+    Example: m2m-pipeline pools migrate pools/digits/M2m-seed0"""
+    from ..pools.migrate import migrate
+
+    done = migrate(path)
+    for m in done:
+        typer.echo(m.line())
+    bad = [m for m in done if m.problem is not None]
+    if bad:
+        raise M2mError(f"{len(bad)} of {len(done)} folders under {path} were not migrated; first: {bad[0].path}: "
+                       f"{bad[0].problem}")

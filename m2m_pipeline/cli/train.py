@@ -93,5 +93,7 @@ def methods_cmd() -> None:
     for spec in method_catalog():
         kind = (f"re-decides the pools of {spec.reuse}" if spec.reuse else "translates (own pools)"
                 if spec.translate else "no pools")
-        where = f" [{spec.paper_table or spec.source}]" if spec.paper_table or spec.source else ""
+        label = (spec.paper_table or spec.source
+                 or (f"variant of {spec.variant_of}, no paper value" if spec.variant_of else ""))
+        where = f" [{label}]" if label else ""
         typer.echo(f"{spec.name:<15} {spec.description}{where}; {kind}")

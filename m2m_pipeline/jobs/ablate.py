@@ -10,6 +10,7 @@ from typing import Any, Mapping
 import torch
 
 from ..datasets import PreparedData
+from ..params import check_ablation_params
 from ..pools.sources.reused import ReusedPools
 from ..training import FitOptions, FitResult, Preset, fit, get_method, write_history
 from ..utils import M2mError, output_lock, set_torch_threads, user_os_errors
@@ -28,6 +29,7 @@ def train_ablation(data: PreparedData, preset: Preset, *, method: str, seed: int
     spec = get_method(method)
     if spec.reuse is None:
         raise M2mError(f"{method} does not reuse pools; train it with train-f")
+    method_params = check_ablation_params(method, method_params)
     params = f_params(spec, options=options, extra={"rule": spec.pool_rule, "rule_params": dict(method_params or {}),
                                                     "reused_pools": str(reused_pools)})
     check_run_dir(out_dir)

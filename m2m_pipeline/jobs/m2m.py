@@ -11,6 +11,7 @@ import torch
 
 from ..datasets import PreparedData
 from ..models.ensemble import MeanSoftmax
+from ..params import check_ablation_params
 from ..pools.config import TranslationConfig
 from ..pools.draws import seed_subset_mask
 from ..pools.backends import InProcessBackend, TranslationBackend
@@ -22,9 +23,20 @@ from ..utils import M2mError, default_device, output_lock, set_torch_threads, us
 from .data import load_prepared
 from .train import check_run_dir, f_params, start_for
 
-# M2m-Ensemble uses "a higher gamma due to the smoothed prediction from the ensemble" (Appendix B);
-# this is its default when ablation_params does not set one.
-ENSEMBLE_GAMMA = 0.99
+# M2m-Ensemble uses "a higher gamma due to the smoothed prediction from the ensemble" (Appendix B).
+# That gamma is Algorithm 1's loss threshold (reject when L(g; x*, k) > gamma), so "higher" is more
+# lenient: the averaged softmax is less peaked. Its default, when ablation_params does not set one,
+# doubles the loss threshold of the run's own gamma: gamma_on "loss": 2 * gamma; gamma_on "prob"
+# (keep p >= gamma, i.e. -log p <= -log gamma): -log p <= 2 * (-log gamma), i.e. p >= gamma ** 2
+# (0.9 -> 0.81, 0.99 -> 0.9801). docs/design.md, "M2m-Ensemble's gamma".
+ENSEMBLE_LOSS_FACTOR = 2.0
+
+
+def ensemble_gamma(gamma: float, gamma_on: str) -> float:
+    """M2m-Ensemble's default gamma from the run's: the loss threshold times ENSEMBLE_LOSS_FACTOR."""
+    if gamma_on == "loss":
+        return float(gamma) * ENSEMBLE_LOSS_FACTOR
+    return float(gamma) ** ENSEMBLE_LOSS_FACTOR
 
 
 def method_config(method: str, m2m: TranslationConfig, method_params: Mapping[str, Any] | None = None) -> TranslationConfig:
@@ -34,8 +46,13 @@ def method_config(method: str, m2m: TranslationConfig, method_params: Mapping[st
     spec = get_method(method)
     overrides = dict(spec.m2m_overrides)
     if spec.generator == "ensemble":
-        overrides.setdefault("gamma", ENSEMBLE_GAMMA)
-    extra = dict(method_params or {})
+        overrides.setdefault("gamma", ensemble_gamma(m2m.gamma, m2m.gamma_on))
+    if spec.seed_subset:
+        # Table 3 varies only the seeds' diversity: k0 ~ Q(.|k), then a uniform seed within k0's fixed
+        # subset (Algorithm 1's draw), so every attempt has a seed. Under the batch scope a small
+        # subset would leave most attempts without a seed in the mini-batch (no_seed).
+        overrides.setdefault("seed_scope", "dataset")
+    extra = check_ablation_params(method, method_params) if spec.is_ablation else dict(method_params or {})
     unknown = sorted(set(extra) - set(TranslationConfig.__dataclass_fields__))
     if unknown:
         raise M2mError(f"ablation_params.{method}: unknown translation parameter(s) {unknown}")
@@ -136,4 +153,4 @@ def run_train_m2m(prepared: str | Path, preset: Preset, *, method: str, seed: in
     return result
 
 
-__all__ = ["ENSEMBLE_GAMMA", "load_generator", "method_config", "run_train_m2m", "train_m2m"]
+__all__ = ["ENSEMBLE_LOSS_FACTOR", "ensemble_gamma", "load_generator", "method_config", "run_train_m2m", "train_m2m"]

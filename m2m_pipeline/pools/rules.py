@@ -11,8 +11,12 @@ Rules:
   labelled with k.
 - ``rand`` (M2m-Rand, M2m-RS-Rand, Table 4): the same rows, x* labelled with a class drawn uniformly
   from the classes other than k and k0, from the seeded stream ``rand_label`` keyed by (epoch, slot).
-- ``no_reject`` (M2m-No-Reject, Table 5): every attempted row whose x* is finite (and in range), no
-  beta test and no gamma threshold.
+- ``no_reject`` (M2m-No-Reject, Table 5): the rejection rule of eq. (3) dropped, the gamma threshold
+  kept: every attempted row whose x* is finite (and in range) and passes the pool's own gamma test
+  (from the stored ``prob_g`` / ``loss_g``). The paper ablates the two separately (Table 5 has both
+  "M2m-No-Reject" and "gamma").
+- ``no_reject_no_gamma`` (M2m-No-Reject-No-Gamma, a variant with no paper row): every attempted row
+  whose x* is finite (and in range), no beta test and no gamma threshold.
 - ``no_gamma`` (Table 5, gamma = infinity): the beta test of eq. (3) re-drawn from the stored
   ``u_beta``, the threshold dropped.
 - ``gamma``: the beta test kept and the threshold re-decided with another gamma from the stored
@@ -29,7 +33,7 @@ import numpy as np
 from ..acceptance import REASONS, is_confident, passes_beta
 from ..utils import M2mError, rng_for
 
-RULES = ("accepted", "clean", "rand", "no_reject", "no_gamma", "gamma")
+RULES = ("accepted", "clean", "rand", "no_reject", "no_reject_no_gamma", "no_gamma", "gamma")
 # Columns a rule reads; the pool's x is read only for the rows a rule uses.
 RULE_COLUMNS = ("slot", "target", "seed_class", "seed_index", "seed_aug", "u_beta", "prob_g", "loss_g",
                 "accepted", "reason")
@@ -55,7 +59,7 @@ def check_rule(rule: str, rule_params: Mapping[str, Any] | None = None) -> None:
         gamma = (rule_params or {}).get("gamma")
         if gamma is None:
             raise M2mError("pool rule 'gamma' needs a gamma value (ablation_params.M2m-Gamma.gamma)")
-        if not isinstance(gamma, (int, float)) or not np.isfinite(gamma) or gamma < 0:
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not np.isfinite(gamma) or gamma < 0:
             raise M2mError(f"pool rule 'gamma': gamma must be a finite number >= 0, got {gamma!r}")
 
 
@@ -97,14 +101,21 @@ def apply_rule(rule: str, rows: Mapping[str, np.ndarray], attrs: Mapping[str, An
     counts = attrs["class_counts"]
 
     def beta_ok() -> np.ndarray:
+        beta = params.get("beta") if isinstance(params, Mapping) else None
+        if (isinstance(beta, bool) or not isinstance(beta, (int, float)) or not np.isfinite(beta)
+                or not 0.0 < beta < 1.0):
+            raise M2mError(f"pool attribute params.beta must be a finite number in (0, 1), got {beta!r}")
         ok = np.zeros(n, dtype=bool)
         ok[usable] = passes_beta(rows["u_beta"][usable], counts, seed_class[usable], target[usable],
-                                 float(params["beta"]))
+                                 float(beta))
         return ok
 
     if rule in ("accepted", "clean", "rand"):
         used = np.asarray(rows["accepted"], dtype=bool).copy()
     elif rule == "no_reject":
+        used = usable & is_confident(rows["prob_g"], rows["loss_g"], float(params["gamma"]),
+                                     str(params.get("gamma_on", "prob")))
+    elif rule == "no_reject_no_gamma":
         used = usable
     elif rule == "no_gamma":
         used = beta_ok()

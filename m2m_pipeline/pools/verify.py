@@ -10,12 +10,12 @@ folder, its epoch and what is wrong.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import M2mError
 from ..layout import epoch_name, parse_epoch_name
+from ..utils import read_json
 from ..store import verify_pool
 
 
@@ -49,7 +49,7 @@ class PoolCheck:
 
 def _is_pool(path: Path) -> bool:
     try:
-        doc = json.loads((path / "zarr.json").read_text())
+        doc = read_json(path / "zarr.json")   # bounded depth: a hostile file is no RecursionError
     except (OSError, ValueError):
         return parse_epoch_name(path.name) is not None   # an epoch folder that lost its zarr.json
     return isinstance(doc, dict) and (doc.get("attributes") or {}).get("kind") == "m2m-pool"

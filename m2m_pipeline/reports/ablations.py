@@ -50,9 +50,11 @@ def ablation_report(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Map
         r = summary[m]
         n = r["n_seeds"]
         spec = get_method_or_none(m)
-        table = spec.paper_table if spec is not None and spec.paper_table else ("Table 4" if m == "RS" else
-                                                                                  "Table 5" if m == "DRS" else "-")
-        pr = paper.get(m, {})
+        table = spec.paper_table if spec is not None and spec.paper_table else (
+            f"variant of {spec.variant_of}" if spec is not None and spec.variant_of else
+            "Table 4" if m == "RS" else "Table 5" if m == "DRS" else "-")
+        # a variant (M2m-Rand, M2m-No-Reject-No-Gamma) has no paper value beside it
+        pr = {} if spec is not None and spec.variant_of else paper.get(m, {})
 
         def paper_cell(metric: str) -> str:
             if metric not in pr:

@@ -12,12 +12,13 @@ Both kinds of group are written under a temporary name and renamed into place, w
 from __future__ import annotations
 
 from .pool_format import (POOL_ARRAY_DOCS, POOL_FORMAT_VERSION, POOL_ROW_ARRAYS, POOL_ROW_BYTES, RESUME_FILE,
-                          SHARD_RECORDS, Pool, PoolWriter, estimate_pool_bytes, open_pool, pool_as_dask,
-                          verify_pool, write_pool_shard)
-from .prepared import FORMAT_VERSION, prepared_fingerprint, read_prepared, write_prepared
+                          SHARD_RECORDS, Pool, PoolWriter, check_pool_attrs, estimate_pool_bytes, migrate_pool,
+                          open_pool, pool_as_dask, verify_pool, write_pool_shard)
+from .prepared import FORMAT_VERSION, migrate_prepared, prepared_fingerprint, read_prepared, write_prepared
 from .zarr_io import check_integrity, file_manifest, read_array, read_arrays
 
 __all__ = ["FORMAT_VERSION", "POOL_ARRAY_DOCS", "POOL_FORMAT_VERSION", "POOL_ROW_ARRAYS", "POOL_ROW_BYTES",
-           "RESUME_FILE", "SHARD_RECORDS", "Pool", "PoolWriter", "check_integrity", "estimate_pool_bytes",
-           "file_manifest", "open_pool", "pool_as_dask", "prepared_fingerprint", "read_array", "read_arrays",
+           "RESUME_FILE", "SHARD_RECORDS", "Pool", "PoolWriter", "check_integrity", "check_pool_attrs",
+           "estimate_pool_bytes", "file_manifest", "migrate_pool", "migrate_prepared", "open_pool", "pool_as_dask",
+           "prepared_fingerprint", "read_array", "read_arrays",
            "read_prepared", "verify_pool", "write_pool_shard", "write_prepared"]

@@ -19,14 +19,19 @@ import numpy as np
 import zarr
 
 from ..utils import M2mError, atomic_write_bytes, check_free_space, replace_dir
-from .zarr_io import (check_digests, create_array, dims_for, file_digests, file_manifest, open_complete, read_array,
-                      read_arrays, shard_key, store_root, write_together)
+from .zarr_io import (AnyJSON, Bool, Const, DictOf, Fields, Int, ListOf, Nullable, Num, Str, check_digests,
+                      check_sealed_attrs, create_array, create_small_array, dims_for, open_complete, open_unsealed,
+                      read_array, read_arrays, rewrite_group, seal, shard_key, write_together)
 
 POOL_ROW_ARRAYS = ("slot", "target", "seed_class", "seed_index", "seed_aug", "x_delta", "x_exp", "loss_g",
                    "prob_g", "u_beta", "accepted", "reason")
 # Pools since format 2 store x* compactly as (x_delta, x_exp) against x0 (m2m_pipeline/pools/codec.py,
-# the one place that encodes and decodes it); format 1 stored float32 ``x``.
-POOL_FORMAT_VERSION = 2
+# the one place that encodes and decodes it); format 1 stored float32 ``x``. Format 3 (issue 20)
+# adds a crc32c checksum to every chunk and shard index, the attributes' own sha256
+# (``attrs_sha256``) and the sha256 of every array's metadata, all checked on every open and read;
+# older pools are refused with a one-line error naming ``m2m-pipeline pools migrate``.
+POOL_FORMAT_VERSION = 3
+MIGRATE_COMMAND = "m2m-pipeline pools migrate"
 
 # What each pool array holds, stored as its ``long_name`` so ``xarray.open_zarr`` prints it.
 POOL_ARRAY_DOCS = {
@@ -43,6 +48,66 @@ POOL_ARRAY_DOCS = {
     "accepted": "all tests passed: x* replaces the slot's real sample",
     "reason": "why the attempt ended as it did (flag_values / flag_meanings)",
 }
+
+
+# The seed scopes of pools/config.py (store sits below pools; tests/unit/store checks the two agree).
+SEED_SCOPES = ("batch", "dataset")
+_HASH16 = Str()   # state_hash gives 16 hex digits; any string compares the same way
+
+# The one schema of a pool's attributes (pools/generate.pool_attrs, PoolWriter.finish, the jobs'
+# provenance), checked on every open and by `pools ls`; cross-field rules in _check_pool_consistency.
+POOL_SCHEMA = Fields(
+    required={
+        "kind": Const("m2m-pool"), "format_version": Int(1), "complete": Const(True), "n_rows": Int(0),
+        "dataset": Str(), "dataset_fingerprint": Str(), "class_counts": ListOf(Int(0), min_len=1),
+        "g_hash": _HASH16, "f_hash": _HASH16, "epoch": Int(0), "seed": Int(0),
+        "params": Fields(
+            required={"steps": Int(0), "step_size": Num(0), "lam": Num(0), "gamma": Num(0),
+                      "beta": Num(0, 1, hi_open=True)},
+            optional={"gamma_on": Str(("prob", "loss")), "seed_scope": Str(SEED_SCOPES), "noise_radius": Num(0),
+                      "batch_size": Int(1), "rows_per_shard": Int(1), "max_non_finite": Num(0, 1),
+                      "refresh_batches": Int(0)}),
+        "train_batch_size": Int(1),
+        "reason_codes": DictOf(Int(0, 255)),
+        "summary": Fields(required={"n_slots": Int(0), "n_attempts": Int(0), "n_accepted": Int(0),
+                                    "reasons": DictOf(Int(0))}),
+        "package_version": Str(),
+        "manifest": Fields(required={"arrays": ListOf(Str()), "files": DictOf(Int(0)),
+                                     "sha256": DictOf(Str(hex_len=64))}),
+        "attrs_sha256": Str(hex_len=64),
+    },
+    optional={"job_hash": _HASH16, "run": Str(), "method": Str(), "warm_hash": Nullable(_HASH16),
+              "f_epoch": Int(0), "seed_subset": Nullable(Int(1)), "online": Bool(), "refresh_batches": Int(0),
+              "g_checkpoint": Str(), "f_checkpoint": Str(), "migrated_from": Int(1)},
+    extra=AnyJSON(),   # further provenance a job records
+)
+
+
+def _check_pool_consistency(path: Path, a: dict[str, Any]) -> None:
+    """The rules between a pool's attributes that no single type says."""
+    s = a["summary"]
+    problems = []
+    if s["n_attempts"] != a["n_rows"]:
+        problems.append(f"summary.n_attempts {s['n_attempts']} is not n_rows {a['n_rows']}")
+    if s["n_accepted"] > s["n_attempts"] or s["n_attempts"] > s["n_slots"]:
+        problems.append(f"summary has {s['n_accepted']} accepted of {s['n_attempts']} attempts in "
+                        f"{s['n_slots']} slots")
+    if sum(s["reasons"].values()) != s["n_attempts"]:
+        problems.append(f"summary.reasons sum to {sum(s['reasons'].values())}, not the {s['n_attempts']} attempts")
+    if sum(a["class_counts"]) < 1:
+        problems.append("class_counts hold no training sample")
+    if problems:
+        raise M2mError(f"pool {path} has bad attributes: {problems[0]}; it is damaged or was written by "
+                       f"something else: delete it and write it again")
+
+
+def check_pool_attrs(path: str | Path, attrs: dict[str, Any]) -> None:
+    """Every check of a pool's attributes alone (no array opened): complete, kind, format,
+    the attributes' hash, :data:`POOL_SCHEMA` and the rules between them; one-line M2mError."""
+    path = Path(path)
+    check_sealed_attrs(path, attrs, "pool", kind="m2m-pool", version=POOL_FORMAT_VERSION,
+                       migrate=f"{MIGRATE_COMMAND} {path}", schema=POOL_SCHEMA)
+    _check_pool_consistency(path, attrs)
 
 
 def _reason_flags() -> dict[str, Any]:
@@ -223,14 +288,11 @@ class PoolWriter:
         if names is None:
             return
         names = [str(n) for n in names]
-        arr = self.root.create_array("class", shape=(len(names),), dtype=str, dimension_names=["class"])
-        arr[...] = np.asarray(names, dtype=str)
-        arr.attrs["long_name"] = "class name (index = target / seed_class value)"
+        create_small_array(self.root, "class", np.asarray(names, dtype=str), dims=["class"],
+                           attributes={"long_name": "class name (index = target / seed_class value)"})
         if counts is not None and len(counts) == len(names):
-            c = self.root.create_array("class_count", shape=(len(names),), dtype=np.int64,
-                                       dimension_names=["class"], fill_value=0)
-            c[...] = np.asarray(counts, dtype=np.int64)
-            c.attrs["long_name"] = "training samples of the class (N_k of eq. 3)"
+            create_small_array(self.root, "class_count", np.asarray(counts, dtype=np.int64), dims=["class"],
+                               attributes={"long_name": "training samples of the class (N_k of eq. 3)"})
 
     def write_plan(self, order: np.ndarray, attempt: np.ndarray, aug: np.ndarray) -> None:
         """Store the epoch's plan beside the rows: the plan is data, and training reads it back.
@@ -270,12 +332,10 @@ class PoolWriter:
         (self.work / RESUME_FILE).unlink(missing_ok=True)
         (self.work / "plan" / ".written").unlink(missing_ok=True)
         self._write_classes(attrs)
-        self.root.attrs.update({**json.loads(json.dumps(attrs, default=str)), "kind": "m2m-pool",
-                                "format_version": POOL_FORMAT_VERSION, "n_rows": self.n_rows,
-                                # what check_integrity expects on open, and the digests `pools verify` recomputes
-                                "manifest": {**file_manifest(store_root(self.root)),
-                                             "sha256": file_digests(store_root(self.root))}})
-        self.root.attrs["complete"] = True  # last: the marker readers check
+        # One last write: the attributes with the manifest (sizes checked on open, sha256 of every file:
+        # the metadata's checked on open, all by `pools verify`), the completion marker and their own hash.
+        seal(self.root, {**attrs, "kind": "m2m-pool", "format_version": POOL_FORMAT_VERSION, "n_rows": self.n_rows})
+        open_pool(self.work)   # a writer never leaves a pool its readers refuse (the error discards it)
         self._finished = True
 
     def discard(self) -> None:
@@ -295,42 +355,139 @@ class PoolWriter:
 
 @dataclass
 class Pool:
-    """A read-only view of a complete pool; arrays load on access."""
+    """A read-only view of a complete pool, checked when opened (:func:`open_pool`); arrays load
+    on access, each chunk verified against its crc32c, and the index arrays (``target``,
+    ``seed_class``, ``slot``, ``seed_index``, ``reason``, ``plan/order``) checked to be in range."""
 
     path: Path
     group: zarr.Group
+    checked_attrs: dict[str, Any] | None = None
 
     @property
     def attrs(self) -> dict[str, Any]:
-        return dict(self.group.attrs)
+        return dict(self.checked_attrs if self.checked_attrs is not None else self.group.attrs)
 
     def __len__(self) -> int:
-        return int(self.group.attrs["n_rows"])
+        return int(self.attrs["n_rows"])
 
     def has_array(self, name: str) -> bool:
         return (self.path / name / "zarr.json").is_file()
+
+    def _ranges(self) -> dict[str, tuple[int, int, str]]:
+        """{array: (lo, hi, what)}: the values an index array may hold (inclusive)."""
+        a = self.attrs
+        k, n_train, n_slots = len(a["class_counts"]), sum(a["class_counts"]), a["summary"]["n_slots"]
+        codes = sorted(set(a["reason_codes"].values())) or [0]
+        return {"target": (0, k - 1, f"the pool's {k} classes"),
+                "seed_class": (-1, k - 1, f"-1 or the pool's {k} classes"),
+                "slot": (0, n_slots - 1, f"the epoch's {n_slots} slots"),
+                "seed_index": (-1, n_train - 1, f"-1 or the {n_train} training rows"),
+                "plan/order": (0, n_train - 1, f"the {n_train} training rows"),
+                "reason": (min(codes), max(codes), "the pool's reason codes")}
+
+    def _checked(self, name: str, values: np.ndarray) -> np.ndarray:
+        bounds = self._ranges().get(name)
+        if bounds is not None and values.size:
+            lo, hi, what = bounds
+            bad = np.flatnonzero((values < lo) | (values > hi))
+            if len(bad):
+                raise M2mError(f"pool {self.path} is damaged: array {name!r} holds {int(values.reshape(-1)[bad[0]])}, "
+                               f"outside {lo}..{hi} ({what}); delete it and write it again")
+        return values
 
     def array(self, name: str, sel: Any = ...) -> np.ndarray:
         if name == "x" and not self.has_array("x"):
             raise M2mError(f"pool {self.path} stores x* compactly (x_delta, x_exp); read it decoded with "
                            f"m2m_pipeline.pools.codec.read_x(pool, data, rows)")
-        return read_array(self.path, self.group, name, sel)
+        return self._checked(name, read_array(self.path, self.group, name, sel))
 
     def plan_arrays(self) -> dict[str, np.ndarray]:
-        return {k: read_array(self.path, self.group, f"plan/{k}") for k in ("order", "attempt", "aug")}
+        return {k: self._checked(f"plan/{k}", read_array(self.path, self.group, f"plan/{k}"))
+                for k in ("order", "attempt", "aug")}
 
     def rows(self, names: tuple[str, ...] = POOL_ROW_ARRAYS, sel: Any = ...) -> dict[str, np.ndarray]:
         """Several arrays at once (rows ``sel``: all, a slice, or an array of row indices), read
         concurrently in one round trip to zarr's event loop rather than one blocking call each."""
-        return read_arrays(self.path, self.group, tuple(names), sel)
+        return {k: self._checked(k, v) for k, v in read_arrays(self.path, self.group, tuple(names), sel).items()}
+
+
+# The arrays every format-3 pool holds, and their dtypes (PoolWriter.__enter__, write_plan, _write_classes).
+POOL_ARRAY_DTYPES = {"slot": "int64", "target": "int32", "seed_class": "int32", "seed_index": "int64",
+                     "seed_aug": "int16", "x_delta": "int16", "x_exp": "int8", "loss_g": "float32",
+                     "prob_g": "float32", "u_beta": "float64", "accepted": "bool", "reason": "uint8",
+                     "plan/order": "int64", "plan/attempt": "bool", "plan/aug": "int16"}
+
+
+def _check_pool_arrays(path: Path, attrs: dict[str, Any], metas: dict[str, dict[str, Any]]) -> None:
+    """Every row array a pool holds is there, and each array (the plan's too, when written) is of
+    its dtype with as many rows as the attributes say (rows: ``n_rows``; plan: ``summary.n_slots``;
+    class axis: ``len(class_counts)``)."""
+    n_rows, n_slots, k = attrs["n_rows"], attrs["summary"]["n_slots"], len(attrs["class_counts"])
+    for name, dtype in POOL_ARRAY_DTYPES.items():
+        meta = metas.get(name)
+        if meta is None and name.startswith("plan/"):
+            continue   # a pool written without its plan (rows only): reading the plan says it is missing
+        if meta is None:
+            raise M2mError(f"pool {path} is damaged: array {name!r} is missing; delete it and write it again")
+        shape, got = meta.get("shape"), meta.get("data_type")
+        rows = n_slots if name.startswith("plan/") else n_rows
+        if not isinstance(shape, list) or not shape or shape[0] != rows or got != dtype:
+            raise M2mError(f"pool {path} is damaged: array {name!r} is {got} of shape {shape}, expected {dtype} with "
+                           f"{rows} rows; delete it and write it again")
+    for name in ("class", "class_count"):
+        shape = (metas.get(name) or {}).get("shape")
+        if name in metas and shape != [k]:
+            raise M2mError(f"pool {path} has bad attributes: class_counts has {k} classes but array {name!r} has "
+                           f"shape {shape}; it is damaged or was written by something else: delete it and write it again")
 
 
 def open_pool(path: str | Path) -> Pool:
+    """The pool at ``path``, refused with a one-line M2mError unless it is complete, of this
+    format, with attributes at their recorded hash and fitting :data:`POOL_SCHEMA`, every array's
+    metadata at its recorded sha256 (crc32c in its codecs, its shape as the attributes say) and
+    every recorded file at its size. Chunks are checked against their crc32c when read."""
     path = Path(path)
-    group = open_complete(path, "pool")
-    if group.attrs.get("kind") != "m2m-pool":
-        raise M2mError(f"{path} is a zarr group but not an M2m pool (kind={group.attrs.get('kind')!r})")
-    return Pool(path, group)
+    group, attrs, metas = open_complete(path, "pool", kind="m2m-pool", version=POOL_FORMAT_VERSION,
+                                        migrate=f"{MIGRATE_COMMAND} {path}", schema=POOL_SCHEMA)
+    _check_pool_consistency(path, attrs)
+    _check_pool_arrays(path, attrs, metas)
+    return Pool(path, group, attrs)
+
+
+def migrate_pool(path: str | Path) -> bool:
+    """Rewrite the pool at ``path`` in the current format (``m2m-pipeline pools migrate``): every
+    array copied with crc32c on each chunk, the attributes sealed with their hash; False when it is
+    already current. The old pool's recorded sha256 (when it has them) are checked first, so a
+    damaged pool is refused, never sealed; the new pool is built beside it and renamed into place
+    (replace_dir), so an interrupted migration leaves the old pool as it was."""
+    path = Path(path)
+    group = open_unsealed(path, "pool")
+    attrs = dict(group.attrs)
+    if attrs.get("kind") != "m2m-pool":
+        raise M2mError(f"{path} is a zarr group but not an M2m pool (kind={str(attrs.get('kind'))[:40]!r})")
+    version = attrs.get("format_version")
+    if version == POOL_FORMAT_VERSION:
+        open_pool(path)   # current: only checked
+        return False
+    if not isinstance(version, int) or isinstance(version, bool) or version > POOL_FORMAT_VERSION:
+        raise M2mError(f"pool {path} has format {version!r}, which this version cannot migrate")
+    if version < 2:
+        raise M2mError(f"pool {path} has format {version} (float32 x, before the compact x_delta/x_exp); it "
+                       f"cannot be migrated: delete it and generate it again")
+    check_digests(path, group, "pool")   # the recorded sha256 (pools since `pools verify`): refuse damage
+    keep = {k: v for k, v in attrs.items() if k not in ("manifest", "complete", "attrs_sha256")}
+    keep.update(format_version=POOL_FORMAT_VERSION, migrated_from=int(version))
+    work = path.with_name(f"{path.name}.tmp-migrate")
+    if work.exists():
+        shutil.rmtree(work)
+    try:
+        rewrite_group(path, work, keep, "pool")
+        open_pool(work)   # what readers will check, before it replaces the old pool
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    replace_dir(work, path)
+    return True
 
 
 def verify_pool(path: str | Path, *, block_bytes: int = 64 << 20) -> dict[str, int]:
@@ -370,6 +527,6 @@ def pool_as_dask(path: str | Path) -> dict[str, Any]:
     return {name: da.from_zarr(str(path), component=name) for name in POOL_ROW_ARRAYS}
 
 
-__all__ = ["POOL_ARRAY_DOCS", "POOL_FORMAT_VERSION", "POOL_ROW_ARRAYS", "POOL_ROW_BYTES", "RESUME_FILE", "SHARD_RECORDS",
-           "Pool", "PoolWriter", "estimate_pool_bytes", "open_pool", "pool_as_dask", "verify_pool",
-           "write_pool_shard"]
+__all__ = ["MIGRATE_COMMAND", "POOL_ARRAY_DOCS", "POOL_ARRAY_DTYPES", "POOL_FORMAT_VERSION", "POOL_ROW_ARRAYS",
+           "POOL_ROW_BYTES", "POOL_SCHEMA", "RESUME_FILE", "SHARD_RECORDS", "Pool", "PoolWriter", "check_pool_attrs",
+           "estimate_pool_bytes", "migrate_pool", "open_pool", "pool_as_dask", "verify_pool", "write_pool_shard"]

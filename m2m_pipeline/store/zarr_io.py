@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from ..utils import M2mError
+from ..utils import M2mError, load_json
 
 
 def dims_for(kind: str, ndim: int) -> list[str]:
@@ -29,16 +29,59 @@ def dims_for(kind: str, ndim: int) -> list[str]:
     return ["sample"] + [f"dim_{i}" for i in range(1, ndim)]
 
 
+def checksummed_compressors() -> tuple[Any, ...]:
+    """The bytes-to-bytes codecs of every array the store writes: zstd (level 0, zarr's default),
+    then crc32c, so every chunk carries a checksum that zarr verifies on every read (a flipped bit
+    is an error, never other values). In a sharded array they are the inner chunks' codecs; the
+    shard index has crc32c too (zarr's default ``index_codecs``; :func:`codec_problem` checks both)."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    return (ZstdCodec(level=0, checksum=False), Crc32cCodec())
+
+
+def codec_problem(meta: dict[str, Any]) -> str | None:
+    """Why the array metadata ``meta`` (an array's zarr.json as JSON) lacks a checksum on its data,
+    or None: the last bytes-to-bytes codec must be crc32c, and, when sharded, the inner chunks'
+    ``codecs`` and the ``index_codecs`` must each end in crc32c."""
+    codecs = meta.get("codecs") if isinstance(meta, dict) else None
+    if not isinstance(codecs, list) or not codecs or not all(isinstance(c, dict) for c in codecs):
+        return "no codec list"
+    last = codecs[-1]
+    if last.get("name") == "sharding_indexed":
+        conf = last.get("configuration") or {}
+        for key in ("codecs", "index_codecs"):
+            inner = conf.get(key)
+            if not isinstance(inner, list) or not inner or not isinstance(inner[-1], dict) \
+                    or inner[-1].get("name") != "crc32c":
+                return f"its shards' {key} do not end in crc32c"
+        return None
+    return None if last.get("name") == "crc32c" else "its codecs do not end in crc32c"
+
+
 def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: Any, *, rows_per_chunk: int,
-                 rows_per_shard: int, dims: list[str], attributes: dict[str, Any] | None = None) -> zarr.Array:
+                 rows_per_shard: int, dims: list[str], attributes: dict[str, Any] | None = None,
+                 fill_value: Any = 0) -> zarr.Array:
     """An array chunked along its first axis: ``rows_per_chunk`` rows a chunk (what a reader reads
-    at once), ``rows_per_shard`` rows a shard file (what one writer task writes)."""
+    at once), ``rows_per_shard`` rows a shard file (what one writer task writes); every chunk and
+    every shard index carries a crc32c checksum (:func:`checksummed_compressors`)."""
     rows_per_chunk = max(1, min(rows_per_chunk, rows_per_shard))
     rows_per_shard = max(rows_per_chunk, rows_per_shard - rows_per_shard % rows_per_chunk)
     rest = tuple(int(s) for s in shape[1:])
     return group.create_array(name, shape=tuple(int(s) for s in shape), dtype=dtype,
                               chunks=(rows_per_chunk, *rest), shards=(rows_per_shard, *rest),
-                              dimension_names=dims, fill_value=0, attributes=attributes)
+                              compressors=checksummed_compressors(),
+                              dimension_names=dims, fill_value=fill_value, attributes=attributes)
+
+
+def create_small_array(group: zarr.Group, name: str, values: np.ndarray, *, dims: list[str],
+                       attributes: dict[str, Any] | None = None) -> zarr.Array:
+    """A small unsharded array (one chunk: a pool's ``class`` names, ``class_count``) holding
+    ``values``, its chunk checksummed as every other."""
+    arr = group.create_array(name, shape=values.shape, dtype=values.dtype if values.dtype.kind != "U" else str,
+                             compressors=checksummed_compressors(), dimension_names=dims,
+                             attributes=attributes)
+    arr[...] = values
+    return arr
 
 
 def store_root(group: zarr.Group) -> Path:
@@ -143,6 +186,292 @@ def check_digests(path: Path, group: zarr.Group, what: str) -> int:
     return len(digests)
 
 
+# -- attribute schemas ---------------------------------------------------------------------------
+# One schema a kind of group (pool_format.POOL_SCHEMA, prepared.PREPARED_SCHEMA), checked when the
+# folder is opened: a value of the wrong type or range, a missing key, is a one-line M2mError naming
+# the attribute, never a ValueError / KeyError / ZeroDivisionError deep in a reader. Nesting depth is
+# bounded before any of it is parsed (utils.load_json), so every walk here is shallow.
+
+class SchemaError(Exception):
+    """``where`` (an attribute path such as ``params.beta``) is not ``expected``."""
+
+    def __init__(self, where: str, expected: str, value: Any = None, *, missing: bool = False):
+        super().__init__(where)
+        self.where, self.expected, self.value, self.missing = where, expected, value, missing
+
+    def describe(self) -> str:
+        if self.missing:
+            return f"attribute {self.where} is missing"
+        got = json.dumps(self.value, default=str) if not isinstance(self.value, str) else repr(self.value)
+        got = got if len(got) <= 40 else got[:37] + "..."
+        return f"attribute {self.where} should be {self.expected}, not {got}"
+
+
+class Spec:
+    """One node of a schema: ``check(value, where)`` raises SchemaError or returns None."""
+
+    def check(self, value: Any, where: str) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Int(Spec):
+    def __init__(self, lo: int | None = None, hi: int | None = None):
+        self.lo, self.hi = lo, hi
+
+    def check(self, value: Any, where: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) \
+                or (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
+            rng = (f" >= {self.lo}" if self.hi is None else f" in {self.lo}..{self.hi}") if self.lo is not None \
+                else (f" <= {self.hi}" if self.hi is not None else "")
+            raise SchemaError(where, f"an integer{rng}", value)
+
+
+class Num(Spec):
+    """A finite number (int or float, not bool) in [lo, hi] (``lo_open``/``hi_open``: excluded)."""
+
+    def __init__(self, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+                 hi_open: bool = False):
+        self.lo, self.hi, self.lo_open, self.hi_open = lo, hi, lo_open, hi_open
+
+    def check(self, value: Any, where: str) -> None:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and np.isfinite(value)
+        if ok and self.lo is not None:
+            ok = value > self.lo if self.lo_open else value >= self.lo
+        if ok and self.hi is not None:
+            ok = value < self.hi if self.hi_open else value <= self.hi
+        if not ok:
+            lo = "" if self.lo is None else f"{'(' if self.lo_open else '['}{self.lo}"
+            hi = "" if self.hi is None else f"{self.hi}{')' if self.hi_open else ']'}"
+            rng = f" in {lo or '(-inf'}, {hi or 'inf)'}" if lo or hi else ""
+            raise SchemaError(where, f"a finite number{rng}", value)
+
+
+class Str(Spec):
+    def __init__(self, choices: tuple[str, ...] | None = None, *, hex_len: int | None = None):
+        self.choices, self.hex_len = choices, hex_len
+
+    def check(self, value: Any, where: str) -> None:
+        if not isinstance(value, str) or (self.choices is not None and value not in self.choices):
+            raise SchemaError(where, f"one of {list(self.choices)}" if self.choices else "a string", value)
+        if self.hex_len is not None and (len(value) != self.hex_len
+                                         or any(c not in "0123456789abcdef" for c in value)):
+            raise SchemaError(where, f"{self.hex_len} hex digits", value)
+
+
+class Const(Spec):
+    def __init__(self, value: Any):
+        self.value = value
+
+    def check(self, value: Any, where: str) -> None:
+        if type(value) is not type(self.value) or value != self.value:
+            raise SchemaError(where, json.dumps(self.value), value)
+
+
+class Bool(Spec):
+    def check(self, value: Any, where: str) -> None:
+        if not isinstance(value, bool):
+            raise SchemaError(where, "true or false", value)
+
+
+class AnyJSON(Spec):
+    """Anything JSON holds (its depth is bounded when the file is parsed)."""
+
+    def check(self, value: Any, where: str) -> None:
+        return None
+
+
+class Nullable(Spec):
+    def __init__(self, inner: Spec):
+        self.inner = inner
+
+    def check(self, value: Any, where: str) -> None:
+        if value is not None:
+            self.inner.check(value, where)
+
+
+class ListOf(Spec):
+    def __init__(self, item: Spec, *, min_len: int = 0, max_len: int | None = None):
+        self.item, self.min_len, self.max_len = item, min_len, max_len
+
+    def check(self, value: Any, where: str) -> None:
+        if not isinstance(value, list) or len(value) < self.min_len \
+                or (self.max_len is not None and len(value) > self.max_len):
+            size = (f" of {self.min_len}" if self.max_len == self.min_len else
+                    f" of {self.min_len}..{self.max_len}" if self.max_len is not None else
+                    f" of at least {self.min_len}" if self.min_len else "")
+            raise SchemaError(where, f"a list{size}", value)
+        for i, item in enumerate(value):
+            self.item.check(item, f"{where}[{i}]")
+
+
+class DictOf(Spec):
+    """A mapping of string keys to ``value`` specs."""
+
+    def __init__(self, value: Spec):
+        self.value = value
+
+    def check(self, value: Any, where: str) -> None:
+        if not isinstance(value, dict):
+            raise SchemaError(where, "a mapping", value)
+        for k, v in value.items():
+            self.value.check(v, f"{where}.{k}")
+
+
+class Fields(Spec):
+    """A mapping with ``required`` and ``optional`` keys; ``extra`` (default: refused) checks any
+    other key's value."""
+
+    def __init__(self, required: dict[str, Spec], optional: dict[str, Spec] | None = None, *,
+                 extra: Spec | None = None):
+        self.required, self.optional, self.extra = required, optional or {}, extra
+
+    def check(self, value: Any, where: str) -> None:
+        prefix = f"{where}." if where else ""
+        if not isinstance(value, dict):
+            raise SchemaError(where or "(the attributes)", "a mapping", value)
+        for key, spec in self.required.items():
+            if key not in value:
+                raise SchemaError(prefix + key, "", missing=True)
+            spec.check(value[key], prefix + key)
+        for key, item in value.items():
+            spec = self.required.get(key) or self.optional.get(key)
+            if spec is None:
+                if self.extra is None:
+                    raise SchemaError(prefix + str(key), "no such key (unknown)", item)
+                spec = self.extra
+            if key not in self.required:
+                spec.check(item, prefix + str(key))
+
+
+def check_schema(path: Path, attrs: Any, schema: Spec, what: str) -> None:
+    """Refuse attributes ``attrs`` of the ``what`` at ``path`` that do not fit ``schema``."""
+    try:
+        schema.check(attrs, "")
+    except SchemaError as exc:
+        raise M2mError(f"{what} {path} has bad attributes: {exc.describe()}; it is damaged or was written "
+                       f"by something else: delete it and write it again") from None
+
+
+# -- sealing: the attributes' own hash, the metadata's digests -----------------------------------
+
+ATTRS_HASH = "attrs_sha256"
+
+
+def attrs_digest(attrs: dict[str, Any]) -> str:
+    """The sha256 of a group's attributes but :data:`ATTRS_HASH` itself, as canonical JSON (sorted
+    keys): a changed value, a renamed key, one flipped bit in zarr.json all change it."""
+    body = {k: v for k, v in attrs.items() if k != ATTRS_HASH}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                                     allow_nan=True).encode()).hexdigest()
+
+
+def _plain(obj: Any) -> Any:
+    """JSON for what json.dumps does not know: numpy scalars and arrays as numbers, else str."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def seal(group: zarr.Group, attrs: dict[str, Any]) -> None:
+    """The last write of a group: ``attrs`` with the file manifest (sizes and sha256 of every file
+    but the root zarr.json), ``complete: true`` and the attributes' own hash, in one update."""
+    root = store_root(group)
+    attrs = json.loads(json.dumps({**attrs, "manifest": {**file_manifest(root), "sha256": file_digests(root)},
+                                   "complete": True}, default=_plain))
+    attrs[ATTRS_HASH] = attrs_digest(attrs)
+    group.attrs.update(attrs)
+
+
+def check_seal(path: Path, attrs: dict[str, Any], what: str) -> None:
+    """Refuse attributes whose recorded :data:`ATTRS_HASH` is missing or differs (zarr.json
+    edited, or damaged on disk or in transit)."""
+    want = attrs.get(ATTRS_HASH)
+    if not isinstance(want, str) or attrs_digest(attrs) != want:
+        how = "records no hash of its attributes" if not isinstance(want, str) else \
+            "has attributes that differ from their recorded sha256"
+        raise M2mError(f"{what} {path} is damaged: its zarr.json {how} (edited, or damaged on disk or in "
+                       f"transit); copy it again, or delete it and write it again")
+
+
+def read_array_metadata(path: Path, group_attrs: dict[str, Any], what: str) -> dict[str, dict[str, Any]]:
+    """{array: its zarr.json} of every array the manifest lists, each file checked against its
+    recorded sha256 and for crc32c on its data (:func:`codec_problem`), without opening zarr.
+    Together with :func:`check_seal` and zarr's per-chunk crc32c, every byte of a sealed group
+    is checked when it is read: the root attributes by their hash, the array metadata by its
+    digests, the chunks and shard indexes by their checksums."""
+    manifest = group_attrs.get("manifest") or {}
+    digests = manifest.get("sha256") or {}
+    metas: dict[str, dict[str, Any]] = {}
+    for rel, want in digests.items():
+        if not rel.endswith("zarr.json"):
+            continue
+        file = path / rel
+        try:
+            raw = file.read_bytes()
+        except OSError:
+            raise M2mError(f"{what} {path} is damaged: its metadata file {rel} is missing; copy it again, or "
+                           f"delete it and write it again") from None
+        if hashlib.sha256(raw).hexdigest() != want:
+            raise M2mError(f"{what} {path} is damaged: its metadata file {rel} differs from its recorded sha256 "
+                           f"(damaged on disk or in transit); copy it again, or delete it and write it again")
+        name = rel[: -len("/zarr.json")]
+        if name in manifest.get("arrays", []):
+            meta = load_json(raw)   # digest-checked: as written, so parseable and shallow
+            problem = codec_problem(meta)
+            if problem is not None:
+                raise M2mError(f"{what} {path}: array {name!r} stores no checksum ({problem}); it was not written "
+                               f"by this version: delete it and write it again")
+            metas[name] = meta
+    missing = [a for a in manifest.get("arrays", []) if a not in metas]
+    if missing:
+        raise M2mError(f"{what} {path} is damaged: the manifest records no digest of array {missing[0]!r}; "
+                       f"delete it and write it again")
+    return metas
+
+
+def read_root_attrs(path: Path, what: str) -> dict[str, Any]:
+    """The attributes of the zarr v3 group at ``path``, parsed with bounded depth (no RecursionError
+    for a hostile zarr.json); a missing or unparsable file is a one-line M2mError."""
+    meta_file = path / "zarr.json"
+    if not path.exists():
+        raise M2mError(f"{what} {path} does not exist")
+    if not meta_file.is_file():
+        raise M2mError(f"{path} is not a zarr v3 group (no zarr.json); expected a {what} folder")
+    try:
+        doc = load_json(meta_file.read_bytes())
+    except (OSError, ValueError) as exc:   # JSONDecodeError, JSONTooDeep, UnicodeDecodeError
+        reason = str(exc) if "nested" in str(exc) else type(exc).__name__
+        raise M2mError(f"{what} {path} is not a readable zarr group: its zarr.json cannot be parsed ({reason}); "
+                       f"it is damaged: copy it again, or delete it and write it again") from None
+    if not isinstance(doc, dict) or doc.get("zarr_format") != 3 or doc.get("node_type") != "group":
+        raise M2mError(f"{path}/zarr.json is not a zarr v3 group's; expected a {what} folder")
+    attrs = doc.get("attributes", {})
+    if not isinstance(attrs, dict):
+        raise M2mError(f"{what} {path} has unreadable attributes (not a mapping); it is damaged: delete it and "
+                       f"write it again")
+    return attrs
+
+
+def check_format(path: Path, attrs: dict[str, Any], what: str, *, kind: str, version: int,
+                 migrate: str) -> None:
+    """Refuse a group that is not a ``kind`` of format ``version``: another kind, a newer format, or an
+    older one (``migrate``: the command that rewrites it), each a one-line M2mError."""
+    if attrs.get("kind") != kind:
+        raise M2mError(f"{path} is a zarr group but not a {what} (kind={str(attrs.get('kind'))[:40]!r})")
+    have = attrs.get("format_version")
+    if isinstance(have, bool) or not isinstance(have, int):
+        raise M2mError(f"{what} {path} has no usable format_version ({str(have)[:20]!r}); it is damaged: delete "
+                       f"it and write it again")
+    if have > version:
+        raise M2mError(f"{what} {path} has format {have}, newer than this m2m-pipeline reads ({version}); "
+                       f"upgrade m2m-pipeline")
+    if have < version:
+        raise M2mError(f"{what} {path} has format {have}, without chunk checksums (this version reads "
+                       f"format {version}); rewrite it with `{migrate}`")
+
+
 def read_array(path: Path, group: zarr.Group, name: str, sel: Any = ..., what: str = "pool") -> np.ndarray:
     """``group[name][sel]``, with a damaged chunk (bad checksum, undecodable data) as a one-line
     M2mError naming the array instead of a codec traceback."""
@@ -159,8 +488,48 @@ def read_array(path: Path, group: zarr.Group, name: str, sel: Any = ..., what: s
     except (M2mError, IndexError, TypeError):
         raise
     except Exception as exc:  # zarr and its codecs raise many types for damaged bytes
-        raise M2mError(f"{what} {path} is damaged: array {name!r} cannot be read ({type(exc).__name__}: "
-                       f"{str(exc).splitlines()[0] if str(exc) else ''}); delete it and write it again") from None
+        raise damaged(path, group, name, sel, exc, what) from None
+
+
+def _failing_rows(group: zarr.Group, name: str, sel: Any) -> tuple[int, int] | None:
+    """The first chunk (rows lo, hi) of ``group[name]`` inside ``sel`` that fails to read: the
+    error path of :func:`read_array`, reading chunk by chunk to name the damaged one."""
+    try:
+        arr = group[name]
+        if not arr.ndim:
+            return None
+        n, step = int(arr.shape[0]), int(arr.chunks[0])
+        if isinstance(sel, slice):
+            lo, hi, _ = sel.indices(n)
+        elif isinstance(sel, np.ndarray) and len(sel):
+            lo, hi = int(sel.min()), int(sel.max()) + 1
+        else:
+            lo, hi = 0, n
+        for start in range(lo - lo % step, hi, step):
+            try:
+                arr[start:min(n, start + step)]
+            except Exception:
+                return start, min(n, start + step)
+    except Exception:
+        return None
+    return None
+
+
+def damaged(path: Path, group: zarr.Group, name: str, sel: Any, exc: Exception, what: str) -> M2mError:
+    """The one-line error of an array that cannot be read: a chunk failing its crc32c checksum is
+    named with its rows and shard file; any other decoding failure with zarr's reason."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    rows = _failing_rows(group, name, sel)
+    where = ""
+    if rows is not None:
+        arr = group[name]
+        shard_rows = int((arr.shards or arr.chunks)[0])
+        where = f" in rows {rows[0]}..{rows[1] - 1} (file {name}/{shard_key(rows[0] // shard_rows, arr.ndim)})"
+    if "checksum" in text.lower():
+        return M2mError(f"{what} {path} is damaged: array {name!r} fails its crc32c checksum{where} (a bit changed "
+                        f"on disk or in transit); copy it again, or delete it and write it again")
+    return M2mError(f"{what} {path} is damaged: array {name!r} cannot be read{where} ({type(exc).__name__}: "
+                    f"{text[:120]}); delete it and write it again")
 
 
 def read_arrays(path: Path, group: zarr.Group, names: tuple[str, ...], sel: Any = ...,
@@ -204,21 +573,103 @@ def read_arrays(path: Path, group: zarr.Group, names: tuple[str, ...], sel: Any 
     return out
 
 
-def open_complete(path: Path, what: str) -> zarr.Group:
-    if not path.exists():
-        raise M2mError(f"{what} {path} does not exist")
-    if not (path / "zarr.json").is_file():
-        raise M2mError(f"{path} is not a zarr v3 group (no zarr.json); expected a {what} folder")
+def check_sealed_attrs(path: Path, attrs: dict[str, Any], what: str, *, kind: str, version: int, migrate: str,
+                       schema: Spec) -> None:
+    """The checks of a group's attributes alone (no array opened; ``pools ls`` runs them on each
+    pool): complete, its kind and format, its attributes' hash, its schema."""
+    if not attrs.get("complete"):
+        raise M2mError(f"{what} {path} is incomplete (no completion marker); delete it and write it again")
+    check_format(path, attrs, what, kind=kind, version=version, migrate=migrate)
+    check_seal(path, attrs, what)
+    check_schema(path, attrs, schema, what)
+
+
+def open_complete(path: Path, what: str, *, kind: str, version: int, migrate: str,
+                  schema: Spec) -> tuple[zarr.Group, dict[str, Any], dict[str, dict[str, Any]]]:
+    """(group, attributes, {array: metadata}) of the complete, sealed ``what`` at ``path``, or a
+    one-line M2mError: zarr.json parsed with bounded depth, the completion marker, ``kind`` and
+    format ``version``, the attributes' hash and ``schema``, every recorded file present at its
+    recorded size, every array's metadata at its recorded sha256 with crc32c in its codecs."""
+    attrs = read_root_attrs(path, what)
+    check_sealed_attrs(path, attrs, what, kind=kind, version=version, migrate=migrate, schema=schema)
+    try:
+        group = zarr.open_group(str(path), mode="r")
+    except Exception as exc:  # zarr raises several types for a damaged store
+        raise M2mError(f"{what} {path} is not a readable zarr group ({type(exc).__name__}); "
+                       f"delete it and write it again") from None
+    if attrs_digest(dict(group.attrs)) != attrs_digest(attrs):   # changed between the two reads: do not mix them
+        raise M2mError(f"{what} {path} changed while it was opened; try again")
+    check_integrity(path, group, what)
+    metas = read_array_metadata(path, attrs, what)
+    return group, attrs, metas
+
+
+def open_unsealed(path: Path, what: str) -> zarr.Group:
+    """A complete group of an older format (before checksums), for :func:`rewrite_group` alone:
+    completion marker and recorded sizes checked, as the old readers did."""
+    read_root_attrs(path, what)
     try:
         group = zarr.open_group(str(path), mode="r")
         attrs = dict(group.attrs)
-    except Exception as exc:  # zarr raises several types for a damaged store
+    except Exception as exc:
         raise M2mError(f"{what} {path} is not a readable zarr group ({type(exc).__name__}); "
                        f"delete it and write it again") from None
     if not attrs.get("complete"):
         raise M2mError(f"{what} {path} is incomplete (no completion marker); delete it and write it again")
     check_integrity(path, group, what)
     return group
+
+
+def rewrite_group(src: Path, dst: Path, attrs: dict[str, Any], what: str, *, block_bytes: int = 64 << 20) -> int:
+    """Copy the complete group ``src`` (of an older format) into a new folder ``dst``: every array
+    with its shape, chunks, shards, fill value, dimension names and attributes, its values read in
+    full (a chunk that cannot be decoded refuses the copy) and rewritten through
+    :func:`checksummed_compressors`; then :func:`seal` with ``attrs``. Returns the bytes of values
+    copied. ``dst`` must not exist; the caller renames it into place."""
+    group = open_unsealed(src, what)
+    manifest = group.attrs.get("manifest") or {}
+    names = list(manifest.get("arrays") or [])
+    if not names:
+        raise M2mError(f"{what} {src} records no manifest of its arrays; delete it and write it again")
+    out = zarr.open_group(str(dst), mode="w")
+    copied = 0
+    for name in sorted(names):
+        try:
+            arr = group[name]
+        except KeyError:
+            raise M2mError(f"{what} {src} is damaged: array {name!r} is missing") from None
+        parent = out
+        for part in name.split("/")[:-1]:
+            parent = parent.require_group(part)
+        leaf = name.split("/")[-1]
+        meta = arr.metadata
+        dims = list(meta.dimension_names) if meta.dimension_names is not None else None
+        attributes = dict(arr.attrs)
+        if arr.dtype.kind in "OUT":   # variable-length strings (a pool's class names): one chunk
+            values = read_array(src, group, name, what=what)
+            new = parent.create_array(leaf, shape=arr.shape, dtype=str, compressors=checksummed_compressors(),
+                                      dimension_names=dims, attributes=attributes)
+            new[...] = values
+            copied += int(values.size)
+            continue
+        chunks = tuple(int(c) for c in arr.chunks)
+        shards = tuple(int(c) for c in arr.shards) if arr.shards is not None else None
+        new = parent.create_array(leaf, shape=arr.shape, dtype=arr.dtype, chunks=chunks, shards=shards,
+                                  compressors=checksummed_compressors(), dimension_names=dims,
+                                  fill_value=arr.fill_value, attributes=attributes)
+        if not arr.ndim:
+            new[...] = read_array(src, group, name, what=what)
+            continue
+        n = int(arr.shape[0])
+        row_bytes = max(1, int(np.prod(arr.shape[1:], dtype=np.int64)) * int(arr.dtype.itemsize))
+        unit = int((shards or chunks)[0])
+        step = max(unit, (block_bytes // row_bytes) // unit * unit)
+        for start in range(0, n, step):
+            block = read_array(src, group, name, slice(start, min(n, start + step)), what=what)
+            new[start:start + len(block)] = block   # zarr skips chunks of fill values, as the writer did
+            copied += int(block.nbytes)
+    seal(out, attrs)
+    return copied
 
 
 def shard_key(index: int, ndim: int) -> str:
@@ -240,5 +691,9 @@ def write_together(writes: dict[str, tuple[zarr.Array, slice, np.ndarray]]) -> N
 
 
 
-__all__ = ["check_digests", "check_integrity", "create_array", "dims_for", "file_digests", "file_manifest",
-           "open_complete", "read_array", "read_arrays", "shard_key", "store_root", "write_together"]
+__all__ = ["ATTRS_HASH", "AnyJSON", "Bool", "Const", "DictOf", "Fields", "Int", "ListOf", "Nullable", "Num",
+           "SchemaError", "Spec", "Str", "attrs_digest", "check_digests", "check_format", "check_integrity",
+           "check_schema", "check_seal", "check_sealed_attrs", "checksummed_compressors", "codec_problem",
+           "create_array", "create_small_array", "damaged", "dims_for", "file_digests", "file_manifest",
+           "open_complete", "open_unsealed", "read_array", "read_array_metadata", "read_arrays",
+           "read_root_attrs", "rewrite_group", "seal", "shard_key", "store_root", "write_together"]

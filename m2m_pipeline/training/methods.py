@@ -30,13 +30,14 @@ class MethodSpec:
     warm: str | None = None            # the warm checkpoint a deferred method starts from: "ce" | "ldam"
     description: str = ""
     # -- what an M2m-style method takes from its pools (pools/rules.py); ablations differ only here --
-    pool_rule: str = "accepted"        # accepted | clean | rand | no_reject | no_gamma | gamma
+    pool_rule: str = "accepted"        # accepted | clean | rand | no_reject | no_reject_no_gamma | no_gamma | gamma
     reuse: str | None = None           # read this method's pools instead of translating (no g, no translation)
     generator: str = "g"               # translate with: g | self (f itself, M2m-Self) | ensemble (g + ERM f)
     m2m_overrides: tuple[tuple[str, Any], ...] = ()  # translation parameters fixed by the method (lam=0)
     seed_subset: int | None = None     # seeds of class k0 only from a fixed subset of this size (Table 3)
     online: bool = False               # translate each mini-batch with the current f (the paper's loop)
     paper_table: str = ""              # where the paper reports it ("Table 4", "Table 5", ...)
+    variant_of: str = ""               # an ablation of ours with no paper row: the paper row it varies
     # -- baselines published after M2m (issue 19) --
     posthoc: bool = False              # predict argmax z - tau log pi (LA-posthoc): validation and test alike
     cmo: bool = False                  # CutMix minority-weighted images onto each batch (training/cmo.py)
@@ -73,7 +74,7 @@ class MethodSpec:
 
     @property
     def is_ablation(self) -> bool:
-        return bool(self.paper_table) or self.online
+        return bool(self.paper_table) or bool(self.variant_of) or self.online
 
     @property
     def after_paper(self) -> bool:
@@ -138,9 +139,14 @@ register_method(MethodSpec("LDAM-M2m", loss="ldam", warm="ldam", deferred_order=
 _REUSE = dict(warm="ce", deferred_order="balanced", reuse="M2m")
 register_method(MethodSpec("M2m-Clean", pool_rule="clean", paper_table="Table 4", **_REUSE,
                            description="M2m's accepted slots filled with the clean seed x0, labelled k"))
-register_method(MethodSpec("M2m-Rand", pool_rule="rand", paper_table="Table 4", **_REUSE,
+# M2m-Rand is not the paper's row: Table 4's is M2m-RS-Rand (below); this is Rand labelling on the
+# deferred M2m pools, a variant of it with no paper value.
+register_method(MethodSpec("M2m-Rand", pool_rule="rand", variant_of="M2m-RS-Rand (Table 4)", **_REUSE,
                            description="M2m's accepted x* labelled with a random class other than k and k0"))
 register_method(MethodSpec("M2m-No-Reject", pool_rule="no_reject", paper_table="Table 5", **_REUSE,
+                           description="the rejection rule of eq. (3) dropped, the gamma threshold kept"))
+register_method(MethodSpec("M2m-No-Reject-No-Gamma", pool_rule="no_reject_no_gamma",
+                           variant_of="M2m-No-Reject (Table 5)", **_REUSE,
                            description="every finite attempted x* used: no beta test, no gamma threshold"))
 register_method(MethodSpec("M2m-No-Gamma", pool_rule="no_gamma", paper_table="Table 5", **_REUSE,
                            description="beta test kept, gamma threshold dropped (gamma = infinity)"))
@@ -153,10 +159,12 @@ register_method(MethodSpec("M2m-Lambda0", m2m_overrides=(("lam", 0.0),), paper_t
 register_method(MethodSpec("M2m-Self", generator="self", paper_table="Table 5", **_OWN,
                            description="f translates for itself, no g"))
 register_method(MethodSpec("M2m-Ensemble", generator="ensemble", paper_table="Table 5", **_OWN,
-                           description="g = mean softmax of g and the ERM f of the seed, with a higher gamma"))
+                           description="g = mean softmax of g and the ERM f of the seed, with a more lenient "
+                                       "gamma (Algorithm 1's loss threshold doubled: prob threshold gamma^2)"))
 for _n in (10, 50, 100, 200, 500):
     register_method(MethodSpec(f"M2m-Seeds{_n}", seed_subset=_n, paper_table="Table 3", **_OWN,
-                               description=f"each class seeds only from a fixed random subset of {_n} samples"))
+                               description=f"k0 ~ Q(.|k), then a uniform seed within k0's fixed random subset "
+                                           f"of {_n} samples"))
 register_method(MethodSpec("M2m-RS", order="balanced", translate=True, paper_table="Table 4",
                            description="M2m from epoch 0 (no deferral), balanced sampling throughout"))
 register_method(MethodSpec("M2m-RS-Rand", order="balanced", translate=True, pool_rule="rand", paper_table="Table 4",

@@ -42,7 +42,8 @@ ATTRS = {"class_counts": [100, 50, 20, 10], "params": {"beta": 0.9, "gamma": 0.9
 @pytest.mark.parametrize("rule, used, clean", [
     ("accepted", [True, False, False, False, False], [False] * 5),
     ("clean", [True, False, False, False, False], [True, False, False, False, False]),
-    ("no_reject", [True, True, True, False, False], [False] * 5),   # every finite attempt with a seed
+    ("no_reject_no_gamma", [True, True, True, False, False], [False] * 5),   # every finite attempt with a seed
+    ("no_reject", [True, True, False, False, False], [False] * 5),   # beta dropped, gamma 0.9 kept: row 2 (0.6) out
     ("no_gamma", [True, False, True, False, False], [False] * 5),   # the beta test re-drawn from u_beta
 ])
 def test_rules_pick_the_rows_the_paper_says(rule, used, clean):

@@ -20,6 +20,7 @@ from m2m_pipeline.store import PoolWriter, open_pool, write_prepared
 from m2m_pipeline.training import load_checkpoint, model_from_checkpoint
 
 from tests.conftest import ROOT
+from tests.tiny import tiny_pool_attrs
 
 runner = CliRunner()
 EPOCHS = (2, 3)
@@ -163,8 +164,8 @@ def test_bag_of_words_view_ranks_switched_words(tmp_path, digits):
                          "loss_g": np.array([0.1], np.float32),
                          "prob_g": np.array([0.95], np.float32), "u_beta": np.array([0.0]),
                          "accepted": np.array([True]), "reason": np.array([0], np.uint8)})
-        w.finish({"dataset": "toy", "class_counts": [2, 1], "epoch": 0, "seed": 0,
-                  "dataset_fingerprint": data.fingerprint, "params": {"beta": 0.5}})
+        w.finish(tiny_pool_attrs({"slot": [0], "reason": [0], "accepted": [True]}, class_counts=[2, 1],
+                                 dataset="toy", dataset_fingerprint=data.fingerprint, params={"beta": 0.5}))
     pool = open_pool(tmp_path / "p")
     [item] = browse.word_changes(pool, data, np.array([0]))
     # x* - x0 = [-0.8, +0.9, 0, 0]: "gold" switched on, "oil" off; the 4th column is the unknown slot
@@ -193,8 +194,8 @@ def _toy_pool(path):
                          "loss_g": np.array([0.1, 0.3, 0.2, 2.0, 0.4, 1.0], np.float32),
                          "prob_g": np.full(n, 0.5, np.float32), "u_beta": np.zeros(n), "accepted": acc,
                          "reason": reason})
-        w.finish({"dataset": "toy", "class_counts": [5, 3, 1], "epoch": 4, "seed": 0,
-                  "params": {"beta": 0.5, "gamma": 0.9, "gamma_on": "prob"}})
+        w.finish(tiny_pool_attrs({"slot": t, "reason": reason, "accepted": acc}, class_counts=[5, 3, 1], n_slots=9,
+                                 dataset="toy", epoch=4, params={"beta": 0.5, "gamma": 0.9, "gamma_on": "prob"}))
     return open_pool(path)
 
 
@@ -456,8 +457,9 @@ def test_embedding_view_finds_the_tokens_on_real_twitter(tmp_path):
                          "seed_aug": np.zeros((2, 3), np.int16), **_encoded_x(x_star, np.array([3, 4]), data),
                          "loss_g": np.zeros(2, np.float32), "prob_g": np.ones(2, np.float32), "u_beta": np.zeros(2),
                          "accepted": np.ones(2, bool), "reason": np.zeros(2, np.uint8)})
-        w.finish({"dataset": "twitter", "class_counts": [int(c) for c in data.class_counts], "epoch": 0, "seed": 0,
-                  "dataset_fingerprint": data.fingerprint, "params": {"beta": 0.9}})
+        w.finish(tiny_pool_attrs({"slot": [0, 1], "reason": [0, 0], "accepted": [True, True]},
+                                 class_counts=data.class_counts, dataset="twitter",
+                                 dataset_fingerprint=data.fingerprint, params={"beta": 0.9}))
     items = browse.nearest_tokens(open_pool(tmp_path / "p"), data, np.arange(2), top=3)
     for it in items:
         assert it["near_x0"][0][1] == pytest.approx(1.0, abs=1e-4)

@@ -5,7 +5,7 @@ import numpy as np
 from m2m_pipeline.layout import (Layout, dataset_slug, epoch_name, parse_epoch_name, parse_run_name,
                                  prepared_of_pool, run_name)
 
-from tests.tiny import tiny_vectors
+from tests.tiny import tiny_pool_attrs, tiny_vectors
 
 
 def test_the_dags_folders():
@@ -54,7 +54,7 @@ def test_a_folder_datasets_pool_is_read_with_the_prepared_data_prepare_wrote(tmp
     with PoolWriter(pool, n_rows=n, input_shape=(4,), input_kind="vector", rows_per_shard=4, rows_per_chunk=4) as w:
         w.write_plan(np.arange(n), np.ones(n, bool), np.zeros((n, 3)))
         w.write_rows(0, rows)
-        w.finish({"dataset": "text:probe_tx", "class_counts": [12, 6, 3]})
+        w.finish(tiny_pool_attrs(rows, class_counts=[12, 6, 3], dataset="text:probe_tx"))
     assert not (tmp_path / "data/prepared" / dataset_slug("text:probe_tx")).exists()   # what was looked up before
     path, read = _pool_and_data(pool.parent, None, None)
     assert path == pool and read.fingerprint == data.fingerprint

@@ -6,14 +6,13 @@ Folder names (``<method>-seed<s>``, ``epoch_<e>``) are read with ``layout``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ...layout import parse_epoch_name, parse_run_name
-from ...utils import M2mError
+from ...utils import JSONTooDeep, M2mError, read_json
 
 
 @dataclass
@@ -34,21 +33,31 @@ class PoolEntry:
     complete: bool = False
     g_hash: str | None = None
     f_hash: str | None = None
+    problem: str | None = None   # why a complete pool fails the checks of its attributes (None: it passes)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _group_attrs(path: Path) -> dict[str, Any] | None:
-    """The attributes of the zarr v3 group at ``path`` (read from zarr.json as JSON), or None."""
+def _read_group(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(attributes of the zarr v3 group at ``path``, None), or (None, why zarr.json is unreadable):
+    parsed with bounded depth, so a hostile zarr.json is a reason, never a RecursionError."""
     meta = path / "zarr.json"
     try:
-        doc = json.loads(meta.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+        doc = read_json(meta)
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as exc:   # JSONDecodeError, JSONTooDeep, UnicodeDecodeError
+        return None, f"unreadable zarr.json ({exc if isinstance(exc, JSONTooDeep) else type(exc).__name__})"
     if not isinstance(doc, dict) or doc.get("node_type") != "group":
-        return None
-    return dict(doc.get("attributes") or {})
+        return None, None
+    attrs = doc.get("attributes") or {}
+    return (dict(attrs), None) if isinstance(attrs, dict) else (None, "attributes are not a mapping")
+
+
+def _group_attrs(path: Path) -> dict[str, Any] | None:
+    """The attributes of the zarr v3 group at ``path`` (read from zarr.json as JSON), or None."""
+    return _read_group(path)[0]
 
 
 def _folder_bytes(path: Path) -> int:
@@ -58,16 +67,34 @@ def _folder_bytes(path: Path) -> int:
 def _looks_like_pool(path: Path, attrs: dict[str, Any] | None) -> bool:
     if attrs is not None and attrs.get("kind") == "m2m-pool":
         return True
+    if attrs is None and parse_epoch_name(path.name) is not None and (path / "zarr.json").is_file() \
+            and _read_group(path)[1] is not None:
+        return True   # an epoch folder whose zarr.json cannot be read: listed, flagged
     # a pool that crashed before its attributes: an epoch_<e> folder holding the row arrays
     return parse_epoch_name(path.name) is not None and (path / "accepted").is_dir()
 
 
 def pool_entry(path: str | Path) -> PoolEntry:
-    """The :class:`PoolEntry` of one pool folder (complete or not)."""
+    """The :class:`PoolEntry` of one pool folder (complete or not). A complete pool whose
+    attributes fail :func:`m2m_pipeline.store.check_pool_attrs` (hash, schema, format), or whose
+    zarr.json cannot be read, is listed from its folder names with ``problem`` saying why."""
+    from ...store import check_pool_attrs
+
     path = Path(path)
-    attrs = _group_attrs(path) or {}
-    summary = attrs.get("summary") or {}
+    attrs, problem = _read_group(path)
+    attrs = attrs or {}
     run, run_seed = parse_run_name(path.parent.name)   # pools/<dataset>/<method>-seed<s>/epoch_<e>
+    if problem is None and attrs.get("complete"):
+        try:
+            check_pool_attrs(path, attrs)
+        except M2mError as exc:
+            problem = str(exc).replace(f"pool {path} ", "", 1)
+    if problem is not None:
+        return PoolEntry(path=str(path), dataset=None, method=run if run_seed is not None else None, seed=run_seed,
+                         epoch=parse_epoch_name(path.name), attempts=None, accepted=None, accept_rate=None,
+                         size_bytes=_folder_bytes(path), complete=bool(attrs.get("complete")) is True,
+                         problem=problem)
+    summary = attrs.get("summary") or {}
     attempts = summary.get("n_attempts")
     accepted = summary.get("n_accepted")
     created = datetime.fromtimestamp((path / "zarr.json").stat().st_mtime, tz=timezone.utc) \

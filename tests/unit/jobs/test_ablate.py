@@ -122,10 +122,10 @@ def test_rand_labels_avoid_target_and_seed_class(m2m_run, trained, digits, tiny_
         {e: {s: y for s, (_, y) in v.items()} for e, v in seen.items()}
 
 
-def test_no_reject_uses_every_finite_attempt(m2m_run, trained, digits, tiny_preset, tmp_path, monkeypatch):
+def test_no_reject_no_gamma_uses_every_finite_attempt(m2m_run, trained, digits, tiny_preset, tmp_path, monkeypatch):
     seen = _spy(monkeypatch)
     _no_translation(monkeypatch)
-    res = _ablate("M2m-No-Reject", m2m_run, trained, digits, tiny_preset, tmp_path)
+    res = _ablate("M2m-No-Reject-No-Gamma", m2m_run, trained, digits, tiny_preset, tmp_path)
     for epoch in _epochs(tiny_preset):
         pool = open_pool(m2m_run / "pools" / f"epoch_{epoch}")
         cols = {**pool.rows(("slot", "seed_index", "accepted", "reason")), "x": read_x(pool, digits)}
@@ -197,7 +197,10 @@ def test_lambda0_ensemble_and_seed_subset_translate(trained, digits, tiny_preset
                      **common)
     pool = lambda name: open_pool(tmp_path / f"pools-{name}" / f"epoch_{tiny_preset.deferred_epoch}")  # noqa: E731
     assert pool("M2m-Lambda0").attrs["params"]["lam"] == 0.0
-    assert pool("M2m-Ensemble").attrs["params"]["gamma"] == 0.99
+    # the loss threshold doubled: under the prob rule gamma ** 2, more lenient than the run's gamma
+    assert tiny_m2m.gamma_on == "prob"
+    assert pool("M2m-Ensemble").attrs["params"]["gamma"] == pytest.approx(tiny_m2m.gamma ** 2)
+    assert pool("M2m-Ensemble").attrs["params"]["gamma"] < tiny_m2m.gamma
     # the ensemble's hash is neither g's nor the ERM run's
     g_hash = load_checkpoint(trained / "g" / "best.pt")["weights_hash"]
     assert pool("M2m-Ensemble").attrs["g_hash"] not in (g_hash, load_checkpoint(erm / "best.pt")["weights_hash"])
@@ -209,6 +212,13 @@ def test_lambda0_ensemble_and_seed_subset_translate(trained, digits, tiny_preset
     for e in _epochs(tiny_preset):
         idx = open_pool(tmp_path / "pools-M2m-Seeds10" / f"epoch_{e}").array("seed_index")
         assert mask[idx[idx >= 0]].all()
+    # k0 ~ Q(.|k) then a seed within k0's subset: every attempt has a seed, as many attempts as M2m's
+    for e in _epochs(tiny_preset):
+        own = open_pool(tmp_path / "pools-M2m-Seeds10" / f"epoch_{e}").rows(("slot", "reason"))
+        ref = open_pool(m2m_run / "pools" / f"epoch_{e}").rows(("slot", "reason"))
+        assert len(own["slot"]) == len(ref["slot"]) > 0
+        assert own["slot"].tolist() == ref["slot"].tolist()
+        assert not (own["reason"] == REASONS["no_seed"]).any()
 
 
 def test_rs_translates_from_epoch_zero(trained, digits, tiny_preset, tiny_m2m, tmp_path):

@@ -26,7 +26,7 @@ from m2m_pipeline.pools.shard import ShardJob
 from m2m_pipeline.store import PoolWriter, open_pool
 from m2m_pipeline.utils import M2mError
 
-from tests.tiny import tiny_mlp, tiny_vectors
+from tests.tiny import tiny_mlp, tiny_pool_attrs, tiny_vectors
 
 pytestmark = pytest.mark.mutation
 
@@ -154,12 +154,12 @@ def test_in_process_backend_translates_and_commits_each_shard_once(tmp_path, mon
         writer.write_plan(plan.order, plan.attempt, plan.aug)
         counts = InProcessBackend().translate_shards(job, g=g, f=f, shards=[2, 0, 1], progress=calls.append)
         assert sorted(writer.done_shards()) == [0, 1, 2]
-        writer.finish({})
+        whole = real(g, f, d, job.draws, slice(None), job.translator, job.cfg, 0, 1)
+        writer.finish(tiny_pool_attrs(whole, class_counts=d.class_counts, n_slots=len(plan)))
     # shards in the order given; the last one has the 3 remaining rows
     assert slices == [slice(8, 12), slice(0, 4), slice(4, 8)] and calls == [3, 4, 4]
     assert [sum(c.values()) for c in counts] == [3, 4, 4]
     assert threads and all(t.startswith("pool-writer") for t in threads)   # commits on the writer thread
-    whole = real(g, f, d, job.draws, slice(None), job.translator, job.cfg, 0, 1)
     total = {k: sum(c[k] for c in counts) for k in counts[0]}
     assert total == shard_mod.reason_counts(whole["reason"])
     got = open_pool(tmp_path / "p").rows(("slot", "reason", "accepted"))

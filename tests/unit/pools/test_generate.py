@@ -40,7 +40,7 @@ from m2m_pipeline.training.loop import batch_inputs
 from m2m_pipeline.translate import M2mTranslator
 from m2m_pipeline.utils import M2mError, state_hash
 
-from tests.tiny import tiny_images, tiny_mlp, tiny_vectors
+from tests.tiny import tiny_images, tiny_mlp, tiny_pool_attrs, tiny_vectors
 
 ROW_ARRAYS = ("slot", "target", "seed_class", "seed_index", "seed_aug", "x_delta", "x_exp", "loss_g", "prob_g",
               "u_beta", "accepted", "reason")
@@ -372,7 +372,7 @@ def test_translate_shard_writes_and_commits_its_rows(tmp_path):
             want = _counts(whole["reason"][index * 4:(index + 1) * 4])
             assert counts == want
             assert w.done_shards()[index] == {"rows": 4 if index < 2 else 3, "reasons": want}
-        w.finish({"class_counts": [12, 6, 3]})
+        w.finish(tiny_pool_attrs(whole, class_counts=[12, 6, 3], n_slots=len(plan)))
     _assert_pool_rows(tmp_path / "p", d, whole)
 
 
@@ -388,7 +388,7 @@ def test_commit_shard_encodes_and_commits_given_rows(tmp_path):
                for i, s in ((1, slice(8, 11)), (0, slice(0, 8)))]
         assert got == [_counts(whole["reason"][8:]), _counts(whole["reason"][:8])]
         assert w.done_shards() == {0: {"rows": 8, "reasons": got[1]}, 1: {"rows": 3, "reasons": got[0]}}
-        w.finish({})
+        w.finish(tiny_pool_attrs(whole, class_counts=d.class_counts, n_slots=len(plan)))
     _assert_pool_rows(tmp_path / "p", d, whole)
 
 
@@ -709,7 +709,7 @@ def test_translated_pools_begin_epoch(tmp_path, monkeypatch):
     _Bar.made = []
     monkeypatch.setattr(translated_mod, "progress_bar", _Bar)
     tp = TranslatedPools(g=g, data=d, cfg=_cfg(), seed=3, pools_dir=tmp_path / "pools", batch_size=8,
-                         rule="no_reject", provenance={"run": "M2m"}, progress=False)
+                         rule="no_reject_no_gamma", provenance={"run": "M2m"}, progress=False)
     plan, record = tp.begin_epoch(2, model)
     want = make_plan(d.train.y, d.class_counts, seed=3, epoch=2, order="balanced", attempts=True,
                      augment=d.augment, batch_size=8)
@@ -723,7 +723,7 @@ def test_translated_pools_begin_epoch(tmp_path, monkeypatch):
     rows = pool.rows(("slot", "target", "reason"))
     n = int(want.attempt.sum())
     reasons = _counts(rows["reason"])
-    # no_reject: every attempt with a seed and a finite, in-range x*
+    # no_reject_no_gamma: every attempt with a seed and a finite, in-range x*
     used = np.isin(rows["reason"], [0, 1, 2])
     assert record == {"n_attempts": n, "n_accepted": reasons["accepted"], "n_used": int(used.sum()),
                       "reasons": reasons}

@@ -291,7 +291,7 @@ def test_read_swaps_rand_uses_the_epoch_of_the_plan(seed3):
 
 @pytest.mark.parametrize("rule, params, slots, labels, values, n_used", [
     # every attempt with a seed and a finite x*: rows 0, 1, 2, 4 (row 3 no_seed, row 5 non-finite)
-    ("no_reject", None, [1, 3, 4, 9], [3, 3, 2, 2], [0.25, 0.5, 0.75, 0.125], 4),
+    ("no_reject_no_gamma", None, [1, 3, 4, 9], [3, 3, 2, 2], [0.25, 0.5, 0.75, 0.125], 4),
     # eq. (3) re-drawn from u_beta (see U_BETA): rows 0, 2, 4 pass, row 1 fails
     ("no_gamma", None, [1, 4, 9], [3, 2, 2], [0.25, 0.75, 0.125], 3),
     # beta test kept, gamma 0.5 on prob_g: row 4 (prob 0.6) joins rows 0 and 2
