@@ -505,7 +505,7 @@ def markdown(result: dict, samplers: list[str], classifiers: list[str]) -> str:
             cells = []
             for s in others:
                 e = w[clf][s]
-                p = "-" if e["p"] is None else f"{e['p']:.3f}"
+                p = "-" if e["p"] is None else "< 0.001" if e["p"] < 0.001 else f"{e['p']:.3f}"
                 cells.append(f"{e['wins']}/{e['ties']}/{e['losses']}, p {p}")
             lines.append(f"| {clf} | " + " | ".join(cells) + " |")
     for clf in classifiers:
