@@ -179,7 +179,9 @@ def test_params_edits_rerun_only_their_stages(tmp_path):
     # an ablation's own parameter: only that ablation's stages
     assert edit(lambda p: p["ablation_params"]["M2m-Clean"].update(note=1)) == {"ablate_reuse@M2m-Clean-0"}
     # digits' m2m override: only the translating stages of digits (no baseline, no reuse ablation)
-    assert edit(lambda p: p["presets"]["digits"]["m2m"].update(gamma=0.99)) == {"train_m2m@M2m-0"}
+    # (M2m and the default translating ablation M2m-RS-Rand, which translates with the same m2m params)
+    assert edit(lambda p: p["presets"]["digits"]["m2m"].update(gamma=0.99)) == {"train_m2m@M2m-0",
+                                                                               "ablate_translate@M2m-RS-Rand-0"}
     # another dataset's preset: nothing of the digits DAG
     assert edit(lambda p: p["presets"]["reuters"].update(epochs=16)) == set()
 
