@@ -257,7 +257,7 @@ def read_json(path: str | Path, *, max_depth: int = JSON_MAX_DEPTH):
     return load_json(Path(path).read_bytes(), max_depth=max_depth)
 
 
-def _zarr_kind(path: Path) -> str | None:
+def zarr_kind(path: Path) -> str | None:
     """The ``kind`` attribute of a zarr v3 group at ``path`` (read as plain JSON), or None."""
     try:
         meta = read_json(path / "zarr.json")
@@ -282,7 +282,7 @@ def check_output_dir(path: str | Path, kind: str, *, is_kind: Callable[[Path], b
         raise M2mError(f"output {path} is a file, not a folder; pass another --out")
     if not any(path.iterdir()):
         return
-    same = is_kind(path) if is_kind is not None else _zarr_kind(path) == kind
+    same = is_kind(path) if is_kind is not None else zarr_kind(path) == kind
     if not same:
         raise M2mError(f"output folder {path} is not empty and does not hold a {kind}; writing there would "
                        f"delete its files: pass an empty or new folder as --out")

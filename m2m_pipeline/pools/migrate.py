@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import M2mError
-from ..utils import output_lock, read_json
+from ..utils import output_lock, zarr_kind
 from .verify import _pool_folders
 
 
@@ -33,15 +33,6 @@ class Migration:
         return f"{'migrated' if self.migrated else 'current':<9} {self.path}"
 
 
-def _kind(path: Path) -> str | None:
-    try:
-        doc = read_json(path / "zarr.json")
-    except (OSError, ValueError):
-        return None
-    attrs = doc.get("attributes") if isinstance(doc, dict) else None
-    return attrs.get("kind") if isinstance(attrs, dict) else None
-
-
 def migrate(root: str | Path) -> list[Migration]:
     """Migrate every pool under ``root`` (one pool, a run's pools folder, a folder of runs), or the
     prepared dataset ``root``; one :class:`Migration` each, in run and epoch order."""
@@ -52,7 +43,7 @@ def migrate(root: str | Path) -> list[Migration]:
     if not root.is_dir():
         raise M2mError(f"{root} does not exist or is not a folder; give a pool folder, a run folder of pools "
                        f"(pools/digits/M2m-seed0) or a prepared dataset (data/prepared/digits)")
-    if _kind(root) == "m2m-prepared-dataset":
+    if zarr_kind(root) == "m2m-prepared-dataset":
         targets, fn = [root], migrate_prepared
     else:
         targets, fn = _pool_folders(root), migrate_pool

@@ -19,9 +19,10 @@ import numpy as np
 import zarr
 
 from ..utils import M2mError, atomic_write_bytes, check_free_space, replace_dir
-from .zarr_io import (AnyJSON, Bool, Const, DictOf, Fields, Int, ListOf, Nullable, Num, Str, check_digests,
-                      check_sealed_attrs, create_array, create_small_array, dims_for, open_complete, open_unsealed,
-                      read_array, read_arrays, rewrite_group, seal, shard_key, write_together)
+from .migration import migrate_group
+from .schema import AnyJSON, Bool, Const, DictOf, Fields, Int, ListOf, Nullable, Num, Str
+from .zarr_io import (check_digests, check_sealed_attrs, create_array, create_small_array, dims_for, open_complete,
+                      read_array, read_arrays, seal, shard_key, write_together)
 
 POOL_ROW_ARRAYS = ("slot", "target", "seed_class", "seed_index", "seed_aug", "x_delta", "x_exp", "loss_g",
                    "prob_g", "u_beta", "accepted", "reason")
@@ -457,37 +458,12 @@ def open_pool(path: str | Path) -> Pool:
 def migrate_pool(path: str | Path) -> bool:
     """Rewrite the pool at ``path`` in the current format (``m2m-pipeline pools migrate``): every
     array copied with crc32c on each chunk, the attributes sealed with their hash; False when it is
-    already current. The old pool's recorded sha256 (when it has them) are checked first, so a
-    damaged pool is refused, never sealed; the new pool is built beside it and renamed into place
-    (replace_dir), so an interrupted migration leaves the old pool as it was."""
-    path = Path(path)
-    group = open_unsealed(path, "pool")
-    attrs = dict(group.attrs)
-    if attrs.get("kind") != "m2m-pool":
-        raise M2mError(f"{path} is a zarr group but not an M2m pool (kind={str(attrs.get('kind'))[:40]!r})")
-    version = attrs.get("format_version")
-    if version == POOL_FORMAT_VERSION:
-        open_pool(path)   # current: only checked
-        return False
-    if not isinstance(version, int) or isinstance(version, bool) or version > POOL_FORMAT_VERSION:
-        raise M2mError(f"pool {path} has format {version!r}, which this version cannot migrate")
-    if version < 2:
-        raise M2mError(f"pool {path} has format {version} (float32 x, before the compact x_delta/x_exp); it "
-                       f"cannot be migrated: delete it and generate it again")
-    check_digests(path, group, "pool")   # the recorded sha256 (pools since `pools verify`): refuse damage
-    keep = {k: v for k, v in attrs.items() if k not in ("manifest", "complete", "attrs_sha256")}
-    keep.update(format_version=POOL_FORMAT_VERSION, migrated_from=int(version))
-    work = path.with_name(f"{path.name}.tmp-migrate")
-    if work.exists():
-        shutil.rmtree(work)
-    try:
-        rewrite_group(path, work, keep, "pool")
-        open_pool(work)   # what readers will check, before it replaces the old pool
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    replace_dir(work, path)
-    return True
+    already current. A damaged pool is refused, never sealed, and an interrupted migration leaves
+    the old pool as it was (:func:`migration.migrate_group`). Format 1 (float32 x) cannot be migrated."""
+    return migrate_group(path, "pool", kind="m2m-pool", version=POOL_FORMAT_VERSION, reopen=open_pool, oldest=2,
+                         kind_name="an M2m pool",
+                         too_old=" (float32 x, before the compact x_delta/x_exp); it cannot be migrated: "
+                                 "delete it and generate it again")
 
 
 def verify_pool(path: str | Path, *, block_bytes: int = 64 << 20) -> dict[str, int]:

@@ -8,7 +8,6 @@ written last, so a crash never leaves something that reads as done.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,10 @@ import numpy as np
 import zarr
 
 from ..datasets import PreparedData, Split
-from ..utils import M2mError, atomic_dir, replace_dir
-from .zarr_io import (AnyJSON, Bool, Const, DictOf, Fields, Int, ListOf, Nullable, Num, Str, check_digests,
-                      create_array, dims_for, open_complete, open_unsealed, read_array, rewrite_group, seal)
+from ..utils import M2mError, atomic_dir
+from .migration import migrate_group
+from .schema import AnyJSON, Bool, Const, DictOf, Fields, Int, ListOf, Nullable, Num, Str
+from .zarr_io import create_array, dims_for, open_complete, read_array, seal
 
 # Format 2 (issue 20): crc32c on every chunk and shard index, the attributes' own sha256 and the
 # sha256 of every file (the metadata's checked on open); format 1 is refused, naming the migration.
@@ -151,32 +151,9 @@ def read_prepared(path: str | Path) -> PreparedData:
 
 def migrate_prepared(path: str | Path) -> bool:
     """Rewrite the prepared dataset at ``path`` in the current format (crc32c on every chunk, sealed
-    attributes); False when it is already current. Built beside it and renamed into place."""
-    path = Path(path)
-    group = open_unsealed(path, "prepared dataset")
-    attrs = dict(group.attrs)
-    if attrs.get("kind") != "m2m-prepared-dataset":
-        raise M2mError(f"{path} is a zarr group but not a prepared dataset (kind={str(attrs.get('kind'))[:40]!r})")
-    version = attrs.get("format_version")
-    if version == FORMAT_VERSION:
-        read_prepared(path)
-        return False
-    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
-        raise M2mError(f"prepared dataset {path} has format {version!r}, which this version cannot migrate")
-    check_digests(path, group, "prepared dataset")
-    keep = {k: v for k, v in attrs.items() if k not in ("manifest", "complete", "attrs_sha256")}
-    keep.update(format_version=FORMAT_VERSION, migrated_from=int(version))
-    work = path.with_name(f"{path.name}.tmp-migrate")
-    if work.exists():
-        shutil.rmtree(work)
-    try:
-        rewrite_group(path, work, keep, "prepared dataset")
-        read_prepared(work)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    replace_dir(work, path)
-    return True
+    attributes); False when it is already current (:func:`migration.migrate_group`)."""
+    return migrate_group(path, "prepared dataset", kind="m2m-prepared-dataset", version=FORMAT_VERSION,
+                         reopen=read_prepared)
 
 
 __all__ = ["FORMAT_VERSION", "PREPARED_SCHEMA", "migrate_prepared", "prepared_fingerprint", "read_prepared",

@@ -16,7 +16,7 @@ from m2m_pipeline.pools.browse.stats import pool_stats
 from m2m_pipeline.pools.config import SEED_SCOPES
 from m2m_pipeline.pools.reuse import read_swaps
 from m2m_pipeline.store import POOL_FORMAT_VERSION, PoolWriter, migrate_pool, open_pool, verify_pool
-from m2m_pipeline.store import pool_format
+from m2m_pipeline.store import migration, pool_format
 from m2m_pipeline.store.zarr_io import codec_problem
 from m2m_pipeline.utils import M2mError
 
@@ -155,17 +155,17 @@ def test_migrate_refuses_a_damaged_old_pool_and_leaves_it_as_it_was(pool, monkey
     # an interruption half-way (here: an error after the new pool is written) leaves the old one too
     flip_bit(pool / "target" / "c" / "0", bit=2)
     snapshot = {p.relative_to(pool): p.read_bytes() for p in pool.rglob("*") if p.is_file()}
-    real = pool_format.rewrite_group
+    real = migration.rewrite_group
 
     def crash(*a, **k):
         real(*a, **k)
         raise KeyboardInterrupt
-    monkeypatch.setattr(pool_format, "rewrite_group", crash)
+    monkeypatch.setattr(migration, "rewrite_group", crash)
     with pytest.raises(KeyboardInterrupt):
         migrate_pool(pool)
     assert {p.relative_to(pool): p.read_bytes() for p in pool.rglob("*") if p.is_file()} == snapshot
     assert not list(pool.parent.glob("*tmp*"))
-    monkeypatch.setattr(pool_format, "rewrite_group", real)
+    monkeypatch.setattr(migration, "rewrite_group", real)
     assert migrate_pool(pool) is True and migrate_pool(pool) is False
 
 
