@@ -14,7 +14,8 @@ import numpy as np
 import zarr
 
 from ..utils import M2mError, replace_dir
-from .zarr_io import check_digests, check_integrity, checksummed_compressors, read_array, read_root_attrs, seal
+from .integrity import check_digests, check_integrity, seal
+from .zarr_io import checksummed_compressors, read_array, read_root_attrs
 
 
 def migrate_group(path: str | Path, what: str, *, kind: str, version: int, reopen: Callable[[Path], Any],

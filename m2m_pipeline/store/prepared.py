@@ -18,7 +18,8 @@ from ..datasets import PreparedData, Split
 from ..utils import M2mError, atomic_dir
 from .migration import migrate_group
 from .schema import AnyJSON, Bool, Const, DictOf, Fields, Int, ListOf, Nullable, Num, Str
-from .zarr_io import create_array, dims_for, open_complete, read_array, seal
+from .integrity import seal
+from .zarr_io import create_array, dims_for, open_complete, read_array
 
 # Format 2 (issue 20): crc32c on every chunk and shard index, the attributes' own sha256 and the
 # sha256 of every file (the metadata's checked on open); format 1 is refused, naming the migration.

@@ -14,7 +14,7 @@ import zarr
 from m2m_pipeline.plan import make_plan
 from m2m_pipeline.pools import TranslationConfig
 from m2m_pipeline.pools import generate as gen
-from m2m_pipeline.store.zarr_io import ATTRS_HASH, attrs_digest, file_digests, file_manifest
+from m2m_pipeline.store.integrity import ATTRS_HASH, attrs_digest, file_digests, file_manifest
 
 from tests.tiny import tiny_images, tiny_mlp
 
