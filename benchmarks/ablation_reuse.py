@@ -10,6 +10,14 @@ pools), then DRS and the reusing ablations (M2m-Clean, M2m-Rand, M2m-No-Reject b
 ``--repeats`` times each, in rotating order, each into a fresh folder; the figure of a method is
 the median of its repeats. Writes ``{"seconds": {name: s}, "ratio_to_DRS": {name: r}, ...}``.
 Goal (issue 7): every reusing ablation <= 1.15x DRS, since it translates nothing.
+
+The floor (issue 16, ``benchmarks/_floor.py``), timed in the same run after M2m wrote its pools:
+the rows of every deferred epoch's pool encoded, compressed, written, read, decompressed and
+decoded with numpy and zstd alone, no zarr (median of ``--repeats``, summed over the epochs).
+JSON: ``floor_s`` (that round trip), ``floor_read_s`` (its read half: read, decompress, decode:
+what a reusing ablation has to do at least), ``floor`` (per epoch and stage) and
+``ours_over_floor`` = {ablation: (its seconds - DRS's) / floor_read_s}, what reusing the pools
+adds to a DRS run over what reading their bytes costs at least.
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _floor import floor_round_trip, pool_floor_inputs  # noqa: E402
+
 from m2m_pipeline.params import fit_options, m2m_config
 from m2m_pipeline.datasets import dataset_slug
 from m2m_pipeline.layout import Layout
@@ -33,6 +44,20 @@ from m2m_pipeline.training import get_method
 from m2m_pipeline.utils import M2mError
 
 DEFAULT_ABLATIONS = ["M2m-Clean", "M2m-Rand", "M2m-No-Reject"]
+
+
+def pools_floor(pools_dir: Path, data, repeats: int) -> dict:
+    """The floor of every epoch's pool under ``pools_dir`` (epoch_<e>), summed over the epochs."""
+    from m2m_pipeline.store import open_pool
+
+    per_epoch = {}
+    for path in sorted(pools_dir.glob("epoch_*"), key=lambda p: int(p.name.split("_")[1])):
+        cols, x, x0 = pool_floor_inputs(open_pool(path), data)   # not timed
+        per_epoch[path.name] = floor_round_trip(cols, x=x, x0=x0, input_range=data.input_range, repeats=repeats)
+    if not per_epoch:
+        raise M2mError(f"no pools under {pools_dir}: the M2m run wrote none")
+    total = {k: sum(e[k] for e in per_epoch.values()) for k in ("floor_s", "floor_read_s", "compressed_bytes")}
+    return {**total, "epochs": per_epoch}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         m2m_run = run_method(data, preset, models, "M2m", m2m=m2m, options=options,
                              keep_pools=True)
         seconds: dict[str, list[float]] = {"M2m": [m2m_run["seconds"]]}
+        floor = pools_floor(models.layout.pools("M2m", args.seed), data, args.repeats)
         names = ["DRS", *args.ablations]
         for r in range(args.repeats):
             for name in names[r % len(names):] + names[:r % len(names)]:   # rotate: no method always first
@@ -75,8 +101,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:14s} repeat {r}: {res['seconds']:.2f} s", flush=True)
         median = {k: statistics.median(v) for k, v in seconds.items()}
         ratio = {k: v / median["DRS"] for k, v in median.items()}
+        over_floor = {k: (median[k] - median["DRS"]) / floor["floor_read_s"] for k in args.ablations}
         result = {
             "seconds": median, "ratio_to_DRS": ratio, "all_seconds": seconds,
+            "floor_s": floor["floor_s"], "floor_read_s": floor["floor_read_s"], "ours_over_floor": over_floor,
+            "floor": floor,
             "goal": "each reusing ablation <= 1.15x DRS",
             "met": {k: ratio[k] <= 1.15 for k in args.ablations},
             "dataset": args.dataset, "seed": args.seed, "repeats": args.repeats, "threads": args.threads,
@@ -87,9 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1))
-        print(f"\n{'method':14s} {'seconds':>8s} {'x DRS':>7s}")
+        print(f"\n{'method':14s} {'seconds':>8s} {'x DRS':>7s} {'x floor':>8s}")
         for k in ["DRS", "M2m", *args.ablations]:
-            print(f"{k:14s} {median[k]:8.2f} {ratio[k]:7.2f}")
+            print(f"{k:14s} {median[k]:8.2f} {ratio[k]:7.2f} {over_floor.get(k, float('nan')):8.1f}")
+        print(f"floor of the {len(floor['epochs'])} pools (numpy + zstd, no zarr): {floor['floor_s']:.3f} s round "
+              f"trip, {floor['floor_read_s']:.3f} s to read back ({floor['compressed_bytes'] / 1e6:.1f} MB)")
         shutil.rmtree(work, ignore_errors=True)
     except M2mError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -53,11 +53,11 @@ def main() -> None:
     real_encode = shard.encode_rows   # the shard task encodes x* before it commits a shard
     stash: dict[int, np.ndarray] = {}
 
-    def encode_and_keep(rows, data_):
+    def encode_and_keep(rows, data_, store="all"):
         # the exact x* of every slot, before encoding (slots are unique within an epoch)
         for s, x in zip(rows["slot"], rows["x"]):
             stash[int(s)] = x.copy()
-        return real_encode(rows, data_)
+        return real_encode(rows, data_, store)
 
     def read_exact(pool, data_, rows=None):
         decoded = real_read_x(pool, data_, rows)

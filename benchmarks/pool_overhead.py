@@ -11,6 +11,12 @@ One M2m epoch, timed two ways in the same run, alternating, on the same models a
 The ratio with_pool / in_memory is the pool's overhead (goal <= 1.05, issue 9). g and f are an
 MLP trained a few epochs on the data (so some attempts are accepted, as in a real epoch).
 
+The floor (issue 16, ``benchmarks/_floor.py``), timed in the same run on the same epoch's rows:
+encode, compress, write, read, decompress and decode them with numpy and zstd alone, no zarr.
+JSON: ``floor_s`` (that round trip, median of the repeats), ``floor`` (each stage) and
+``ours_over_floor`` = (with_pool - in_memory) / floor_s, what the pool adds to the epoch over what
+its bytes cost at least; besides ``ratio``, ``in_memory_s``, ``with_pool_s``, ``size``, ...
+
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/pool_overhead.py --dataset reuters \\
         --data-root ../shared/datasets/reuters-r52 --threads 2 --json benchmarks/results/pool_overhead.json
 """
@@ -26,10 +32,14 @@ import shutil
 import statistics
 import tempfile
 import time
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _floor import STAGES, floor_round_trip  # noqa: E402
 
 from m2m_pipeline.datasets import create_dataset
 from m2m_pipeline.plan import make_plan
@@ -80,6 +90,18 @@ def pool_size(path: Path, data, exact: dict) -> dict:
             "stored_fraction": stored / (4.0 * d * n), "float16_delta_zstd_fraction": f16_bytes / (4.0 * d * n),
             "max_abs_error": float(np.abs(decoded[ok] - exact["x"][ok]).max()),
             "float16_max_abs_error": float(f16_err[ok].max())}
+
+
+def epoch_floor(exact: dict, data, repeats: int) -> dict:
+    """The floor of the epoch's rows (``exact``: translate_rows' output, exact x*): see _floor.py."""
+    from m2m_pipeline.pools.draws import seed_inputs
+
+    has = exact["seed_index"] >= 0
+    x0 = np.zeros_like(exact["x"])
+    if has.any():
+        x0[has] = seed_inputs(data, exact["seed_index"][has], exact["seed_aug"][has]).numpy()
+    cols = {k: v for k, v in exact.items() if k != "x"}
+    return floor_round_trip(cols, x=exact["x"], x0=x0, input_range=data.input_range, repeats=repeats)
 
 
 def noise_cost(shape: tuple[int, ...], rows: int = 2048, repeats: int = 3) -> dict:
@@ -150,10 +172,13 @@ def main() -> None:
                     times[way].append(time.perf_counter() - t0)
                 accepted = len(swaps)
         size = pool_size(work / f"pool-{args.repeats}", data, exact)
+        floor = epoch_floor(exact, data, args.repeats)
         noise = noise_cost(data.input_shape)
         in_memory, with_pool = statistics.median(times["in_memory"]), statistics.median(times["with_pool"])
         n_attempts = int(plan.attempt.sum())
         result = {"in_memory_s": in_memory, "with_pool_s": with_pool, "ratio": with_pool / in_memory,
+                  "floor_s": floor["floor_s"], "ours_over_floor": (with_pool - in_memory) / floor["floor_s"],
+                  "floor": floor,
                   "dataset": data.name, "attempts": n_attempts, "accepted": accepted, "repeats": args.repeats,
                   "times": times, "size": size, "noise_us_per_row": noise, "threads": args.threads,
                   "load_avg": os.getloadavg(),
@@ -166,6 +191,10 @@ def main() -> None:
               f"{size['stored_bytes_per_row']:.1f} B = {100 * size['stored_fraction']:.1f}% (float16 delta + zstd "
               f"would be {100 * size['float16_delta_zstd_fraction']:.1f}%); largest per-value error "
               f"{size['max_abs_error']:.2e} (float16 delta: {size['float16_max_abs_error']:.2e})")
+        stages = ", ".join(f"{k[:-2]} {1e3 * floor[k]:.1f}" for k in STAGES)
+        print(f"floor (numpy + zstd, no zarr): {1e3 * floor['floor_s']:.1f} ms for the epoch's "
+              f"{floor['compressed_bytes'] / 1e6:.2f} MB ({stages} ms); the pool adds "
+              f"{with_pool - in_memory:.3f} s = {result['ours_over_floor']:.1f}x the floor")
         print(f"start noise: {noise['per_slot_generators_us']:.1f} us/row with a generator per slot, "
               f"{noise['counter_based_per_batch_us']:.1f} us/row counter-based per batch")
         if args.json:

@@ -14,11 +14,16 @@ machine's own matmul throughput, measured in one run.
   backward of each, a backward to the input costing about one forward; then g once at x*), with
   the forward FLOPs of one row from ``torch.utils.flop_counter``. fraction = translations/s *
   (4T + 1) * FLOPs / matmul FLOP/s.
+- Step bound (issue 16), measured in the same run with the same threads: one forward and backward
+  to the input of g and of f (the networks the library runs: ``inference_copy``, BN folded,
+  parameters frozen, eval mode) at the library's batch, best of the repeats; a translation cannot
+  be faster than T of those per batch. ``step_bound_fraction`` = ours_per_s / (batch / (T *
+  (t_g + t_f))): 1 would mean the library spends nothing beyond the gradient passes (goal >= 0.9).
 - ``--techniques`` also times the gradient steps alone on each speed technique (plain, frozen
   parameters, BN folded, channels-last, torch.compile with ``--compile``) at the library's batch.
 
 JSON keys: reference_per_s, ours_per_s, ratio, roofline_fraction_ours, roofline_fraction_reference,
-matmul_gflops, forward_flops, and the settings.
+step_bound_fraction, step_bound_per_s, step_pass_s (g, f), matmul_gflops, forward_flops, and the settings.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_translate import BatchDraws, translate_batch  # noqa: E402
 
 from m2m_pipeline.models import create_model  # noqa: E402
-from m2m_pipeline.models.folding import fold_batchnorm, foldable, frozen  # noqa: E402
+from m2m_pipeline.models.folding import fold_batchnorm, foldable, frozen, inference_copy  # noqa: E402
 from m2m_pipeline.translate import M2mTranslator, translation_steps  # noqa: E402
 
 MODELS = {
@@ -124,6 +129,30 @@ def run_ours(g, f, rows, batch: int, step_size: float, device) -> None:
         translator.translate(g, f, x[sl], target[sl], seed_class[sl], class_counts=counts.tolist(),
                              noise=noise[sl], u_beta=u_beta[sl])
     sync(device)
+
+
+def step_pass_seconds(g, f, rows, batch: int, device, repeats: int, passes: int = 1) -> dict[str, float]:
+    """Seconds of one forward and backward to the input of g and of f on ``batch`` rows (the
+    networks the library runs: BN folded, parameters frozen, eval mode): best round of
+    ``repeats``, each round ``passes`` passes of each network, alternating."""
+    _, x, seed_class, target, noise, _ = rows
+    xb = (x[:batch] + noise[:batch]).clamp(0, 1).to(device)
+    tgt, src = target[:batch].to(device), seed_class[:batch].to(device)[:, None]
+    g_fast, f_fast = inference_copy(g.eval()), inference_copy(f.eval())
+
+    def one(model, loss_of) -> None:
+        for _ in range(passes):
+            xin = xb.detach().clone().requires_grad_(True)
+            torch.autograd.grad(loss_of(model(xin)), xin)
+        sync(device)
+
+    g_loss = lambda logits: torch.nn.functional.cross_entropy(logits, tgt, reduction="sum")  # noqa: E731
+    f_loss = lambda logits: logits.gather(1, src).sum()  # noqa: E731
+    with frozen(g_fast, f_fast), torch.enable_grad():
+        one(g_fast, g_loss)   # warm-up
+        one(f_fast, f_loss)
+        best = time_best({"g": lambda: one(g_fast, g_loss), "f": lambda: one(f_fast, f_loss)}, repeats)
+    return {name: t / passes for name, t in best.items()}
 
 
 def time_best(fns: dict, repeats: int) -> dict[str, float]:
@@ -223,6 +252,10 @@ def main(argv: list[str] | None = None) -> dict:
     run_ours(g, f, head(our_bs), our_bs, step_size, device)
     best = time_best({"reference": lambda: run_reference(g, f, rows, ref_bs, step_size, device),
                       "ours": lambda: run_ours(g, f, rows, our_bs, step_size, device)}, args.repeats)
+    # the step bound, same threads, same batch: as many passes a round as ours runs batches
+    passes = max(1, n_rows // our_bs)
+    step_pass = step_pass_seconds(g, f, rows, min(our_bs, n_rows), device, args.repeats, passes)
+    bound_per_s = min(our_bs, n_rows) / (STEPS * (step_pass["g"] + step_pass["f"])) if STEPS else float("inf")
     matmul_after = matmul_flops_per_s(device, seconds=args.matmul_seconds)
     matmul = max(matmul, matmul_after)   # the least disturbed of the two measurements
     per_s = {name: n_rows / t for name, t in best.items()}
@@ -235,12 +268,16 @@ def main(argv: list[str] | None = None) -> dict:
         "forward_flops": flops, "matmul_gflops": matmul / 1e9,
         "roofline_fraction_ours": per_s["ours"] * work / matmul,
         "roofline_fraction_reference": per_s["reference"] * work / matmul,
+        "step_pass_s": step_pass, "step_bound_per_s": bound_per_s,
+        "step_bound_fraction": per_s["ours"] / bound_per_s,
         "torch": torch.__version__, "machine": platform.machine(), "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     print(f"reference {per_s['reference']:.1f}/s ({result['roofline_fraction_reference']:.2f} of matmul), "
           f"ours {per_s['ours']:.1f}/s ({result['roofline_fraction_ours']:.2f} of matmul), "
-          f"ratio {result['ratio']:.2f}", flush=True)
+          f"ratio {result['ratio']:.2f}; step bound {bound_per_s:.1f}/s (T x forward+backward of g "
+          f"{1e3 * step_pass['g']:.1f} ms and f {1e3 * step_pass['f']:.1f} ms at batch {min(our_bs, n_rows)}): "
+          f"ours at {result['step_bound_fraction']:.2f} of it", flush=True)
     if args.techniques:
         result["techniques"] = time_techniques(g, f, rows, our_bs, step_size, device, args.repeats, args.compile)
         for name, r in result["techniques"].items():

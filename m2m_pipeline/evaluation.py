@@ -33,12 +33,17 @@ def evaluate_checkpoint(path: str | Path, data: PreparedData, device=None) -> di
 
 def evaluate_run(run_dir: str | Path, data: PreparedData, *, method: str, device=None) -> dict[str, Any]:
     """The run's test numbers at the epoch of best validation bACC (the authors' selection rule,
-    labelled ``best_val``) and at the last epoch (``last``)."""
+    labelled ``best_val``) and at the last epoch (``last``). A re-deciding ablation's metrics say
+    the mode that produced its rows (``ablation_mode``: "reuse" | "fresh", from its checkpoint)."""
     run_dir = Path(run_dir)
     best = evaluate_checkpoint(run_dir / BEST_CHECKPOINT, data, device)
     last = evaluate_checkpoint(run_dir / LAST_CHECKPOINT, data, device)
-    return {"dataset": data.name, "method": method, "dataset_fingerprint": data.fingerprint,
-            "best_val": best, "last": last}
+    out = {"dataset": data.name, "method": method, "dataset_fingerprint": data.fingerprint,
+           "best_val": best, "last": last}
+    mode = (load_checkpoint(run_dir / LAST_CHECKPOINT, map_location="cpu").get("params") or {}).get("ablation_mode")
+    if mode is not None:
+        out["ablation_mode"] = mode
+    return out
 
 
 def _fmt(v: float | None) -> str:

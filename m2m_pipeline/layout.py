@@ -46,6 +46,20 @@ def dataset_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
 
 
+def dataset_matches(recorded: str, given: str) -> bool:
+    """Whether a file recording dataset ``recorded`` (a PreparedData name: ``table:rows.csv``) belongs
+    to the dataset the user names ``given``: the same name, or a bring-your-own dataset named by its
+    kind alone (``table``, the DVC form: ``data_root`` holds the file) or by its path
+    (``table:/data/rows.csv``), whose recipes record the kind and the folder or file name only."""
+    if recorded == given:
+        return True
+    kind, sep, where = given.partition(":")
+    r_kind, r_sep, r_where = recorded.partition(":")
+    if not r_sep or r_kind != kind:
+        return False
+    return not sep or Path(where.rstrip("/")).name == r_where
+
+
 def run_name(name: str, seed: int) -> str:
     """A run's folder (and metrics / history file stem): ``M2m-seed0``, ``g-seed1``, ``warm-ce-seed0``."""
     return f"{name}-seed{int(seed)}"
@@ -183,6 +197,6 @@ def prepared_of_pool(pool: str | Path) -> Path | None:
     return pool.parent.parent.parent.parent / PREPARED / pool.parent.parent.name
 
 
-__all__ = ["BEST_CHECKPOINT", "GENERATE_RUN", "LAST_CHECKPOINT", "Layout", "dataset_slug", "epoch_name",
+__all__ = ["BEST_CHECKPOINT", "GENERATE_RUN", "LAST_CHECKPOINT", "Layout", "dataset_matches", "dataset_slug", "epoch_name",
            "history_file", "metrics_file", "metrics_folder", "parse_epoch_name", "parse_run_name",
            "predictions_file", "prepared_of_pool", "run_name", "warm_name"]

@@ -26,6 +26,7 @@ from .datasets import dataset_preset
 from .pools.config import TranslationConfig
 from .training.options import FitOptions
 from .training.schedule import Preset
+from .training.sizing import AUTO, AUTO_KEYS, fill_auto, has_auto
 from .training.methods import get_method, list_ablations, list_methods
 from .utils import M2mError
 
@@ -48,7 +49,7 @@ M2M_KEYS: dict[str, Check] = {
     "lam": number_in(0.0),
     "gamma": number_in(0.0),                  # <= 1 as well when gamma_on is prob: see _check_m2m
     "gamma_on": one_of("prob", "loss"),
-    "beta": number_in(0.0, 1.0, lo_open=True, hi_open=True),
+    "beta": number_in(0.0, 1.0, hi_open=True),   # eq. (3): beta in [0, 1); 0 accepts every gap > 0
     "seed_scope": one_of("batch", "dataset"),
     "noise_radius": number_in(0.0, MAX_STEP_SIZE),
     "batch_size": int_in(1),
@@ -94,6 +95,12 @@ TRAIN_F_KEYS: dict[str, Check] = {
 # The warm phases the DVC pipeline trains (stages/dvc.yaml.in, warm_f's matrix).
 DVC_WARM_LOSSES = ("ce", "ldam")
 
+# ``pools.store``: ``all`` keeps every attempt's x* in the pools; ``accepted`` only the accepted
+# rows' (docs/performance.md, "Pool bytes at scale"), which M2m-No-Reject and M2m-No-Gamma cannot reuse.
+POOLS_KEYS: dict[str, Check] = {
+    "store": one_of("all", "accepted"),
+}
+
 TRANSLATE_KEYS: dict[str, Check] = {
     "workers": int_in(0, nullable=True),
     "scheduler": text(nullable=True),
@@ -113,6 +120,7 @@ SECTIONS: dict[str, Check] = {
     "train_m2m": mapping,
     "evaluate": mapping,
     "translate": mapping,
+    "pools": mapping,
     "ablations": mapping,
     "ablation_params": mapping,
 }
@@ -152,13 +160,40 @@ def _translate_ablations() -> list[str]:
     return [m for m in list_ablations() if get_method(m).translate]
 
 
-# ``ablations.reuse`` re-decide the M2m run's pools; ``ablations.translate`` have pools of their own.
+# The ablations a DAG runs, by how each gets its rows. A re-deciding ablation (M2m-Clean, M2m-Rand,
+# M2m-No-Reject, ...) is listed under its mode: ``ablations.reuse`` re-decide the M2m run's stored
+# rows (no g, no translation), ``ablations.fresh`` translate with their own f and then apply the same
+# rule (the paper's definition; they depend on g and the translation code). ``ablations.translate``
+# are the ablations with pools of their own (one mode only).
 ABLATIONS_KEYS: dict[str, Check] = {
     "reuse": name_list(_reuse_ablations),
+    "fresh": name_list(_reuse_ablations),
     "translate": name_list(_translate_ablations),
 }
+ABLATION_MODE_HELP = ("reuse (re-decide M2m's stored rows), fresh (translate with the ablation's own f, then "
+                      "the same rule), translate (ablations with pools of their own)")
+
+
+def _check_ablations(section: dict[str, Any]) -> dict[str, Any]:
+    """``ablations``: one list per mode (:data:`ABLATIONS_KEYS`); an unknown mode, or a re-deciding
+    ablation listed under both modes (their runs would share one folder), is a one-line M2mError."""
+    unknown = sorted(set(section) - set(ABLATIONS_KEYS))
+    if unknown:
+        raise M2mError(f"ablations: unknown mode(s) {unknown}; known: {ABLATION_MODE_HELP}")
+    out = _check_keys("ablations", section, ABLATIONS_KEYS, set())
+    both = sorted(set(out.get("reuse") or []) & set(out.get("fresh") or []))
+    if both:
+        raise M2mError(f"ablations: {both} listed under both reuse and fresh; pick one mode per ablation "
+                       f"(benchmarks/reuse_fidelity.py runs both side by side)")
+    return out
+
+
+def ablation_modes(params: Mapping[str, Any]) -> dict[str, str]:
+    """{ablation: mode} of the re-deciding ablations params ``ablations`` runs ("reuse" | "fresh")."""
+    section = params.get("ablations") or {}
+    return {**{m: "reuse" for m in section.get("reuse") or []}, **{m: "fresh" for m in section.get("fresh") or []}}
 SCHEMA = {"sections": SECTIONS, "presets.<name>": PRESET_KEYS, "m2m": M2M_KEYS, "train_f": TRAIN_F_KEYS,
-          "translate": TRANSLATE_KEYS}
+          "translate": TRANSLATE_KEYS, "pools": POOLS_KEYS}
 
 
 def _field_names(cls: type) -> set[str]:
@@ -177,18 +212,24 @@ def _check_keys(prefix: str, section: dict[str, Any], checks: dict[str, Check], 
 
 
 def _check_m2m(prefix: str, section: dict[str, Any]) -> dict[str, Any]:
-    out = _check_keys(prefix, section, M2M_KEYS, _field_names(TranslationConfig))
+    # ``store`` is a TranslationConfig field set from ``pools.store``, not an ``m2m`` key
+    out = _check_keys(prefix, section, M2M_KEYS, _field_names(TranslationConfig) - {"store"})
     if out.get("gamma_on", "prob") == "prob" and "gamma" in out and out["gamma"] > 1.0:
         raise fail(f"{prefix}.gamma", "a finite number in [0, 1] when gamma_on is prob", section["gamma"])
     return out
 
 
 def _check_preset(prefix: str, section: dict[str, Any]) -> dict[str, Any]:
-    out = _check_keys(prefix, section, PRESET_KEYS, _field_names(Preset))
-    missing = [k for k in PRESET_REQUIRED if k not in out]
+    # ``auto`` (a bring-your-own dataset's preset): sized from the prepared data by preset_for
+    autos = {k: AUTO for k in AUTO_KEYS if section.get(k) == AUTO}
+    out = _check_keys(prefix, {k: v for k, v in section.items() if k not in autos}, PRESET_KEYS, _field_names(Preset))
+    missing = [k for k in PRESET_REQUIRED if k not in out and k not in autos]
     if missing:
         raise M2mError(f"{prefix} misses required key(s) {missing}")
     out["m2m"] = _check_m2m(f"{prefix}.m2m", out.get("m2m") or {})
+    if autos:   # the cross-checks run once the auto values are filled in (preset_for)
+        out.update(autos)
+        return out
     epochs = out["epochs"]
     if out.get("deferred_epoch", 0) > epochs:
         raise fail(f"{prefix}.deferred_epoch", f"an int in 0..epochs ({epochs})", out["deferred_epoch"])
@@ -230,12 +271,14 @@ def validate_params(params: Any, source: str = "params") -> dict[str, Any]:
     if "pretrain_g" in out:
         out["pretrain_g"] = _check_keys("pretrain_g", out["pretrain_g"], {"seed": int_in(0)}, set())
     if "ablations" in out:
-        out["ablations"] = _check_keys("ablations", out["ablations"], ABLATIONS_KEYS, set())
+        out["ablations"] = _check_ablations(out["ablations"])
     if "ablation_params" in out:
         unknown = sorted(set(out["ablation_params"]) - set(list_ablations()))
         if unknown:
             raise M2mError(f"ablation_params: unknown ablation(s) {unknown}; known: {', '.join(list_ablations())}")
         out["ablation_params"] = {k: check_ablation_params(k, v) for k, v in out["ablation_params"].items()}
+    if "pools" in out:
+        out["pools"] = _check_keys("pools", out["pools"], POOLS_KEYS, set())
     if "translate" in out:   # the distributed-translation settings may grow: unknown keys pass
         out["translate"] = _check_keys("translate", out["translate"], TRANSLATE_KEYS, set(), strict=False)
     if "prepare" in out:
@@ -273,19 +316,45 @@ def check_epoch(value: int, preset: Preset, name: str = "--epoch") -> int:
     return int_in(0, preset.epochs - 1)(name, value)
 
 
-def preset_for(params: dict[str, Any], dataset: str) -> Preset:
+def _preset_section(params: dict[str, Any], dataset: str) -> dict[str, Any]:
     key = dataset_preset(dataset)
     presets = params.get("presets", {})
     if key not in presets:
         raise M2mError(f"params.yaml has no preset {key!r} (for dataset {dataset!r}) under 'presets'")
-    return Preset.from_params(presets[key], key)   # checked by validate_params
+    return presets[key]   # checked by validate_params
+
+
+def preset_for(params: dict[str, Any], dataset: str, prepared: Any = None) -> Preset:
+    """The dataset's preset. Its ``auto`` values (a bring-your-own dataset's) are sized from the
+    prepared data (training/sizing.py): ``prepared`` is a PreparedData or its folder, by default
+    the dataset's layout place ``data/prepared/<slug>``; the values params.yaml sets stay."""
+    key = dataset_preset(dataset)
+    section = _preset_section(params, dataset)
+    if has_auto(section):
+        section = _check_preset(f"presets.{key} (auto values sized from the data)",
+                                fill_auto(section, _prepared_facts(dataset, prepared)))
+    return Preset.from_params(section, key)
+
+
+def _prepared_facts(dataset: str, prepared: Any) -> dict[str, Any]:
+    """input_kind, n_train and input_shape of a PreparedData or of the prepared folder."""
+    if prepared is not None and not isinstance(prepared, (str, Path)):
+        return {"input_kind": prepared.input_kind, "n_train": len(prepared.train),
+                "input_shape": list(prepared.input_shape)}
+    from .layout import Layout
+    from .store import prepared_summary
+
+    path = Path(prepared) if prepared is not None else Layout(dataset).prepared
+    return prepared_summary(path, why=f"presets.{dataset_preset(dataset)} has `auto` values, sized from "
+                                      f"the prepared data: prepare the dataset first")
 
 
 def report_runs(params: dict[str, Any]) -> tuple[list[str], list[int]]:
     """(methods, seeds) whose metrics the report reads: the runs the DAG evaluates now."""
     methods = list((params.get("evaluate") or {}).get("methods") or [])
     ablations = params.get("ablations") or {}
-    methods += [m for m in list(ablations.get("reuse") or []) + list(ablations.get("translate") or [])
+    methods += [m for m in (list(ablations.get("reuse") or []) + list(ablations.get("fresh") or [])
+                            + list(ablations.get("translate") or []))
                 if m not in methods]
     if not methods:
         raise M2mError("params evaluate.methods is empty or missing: the report has no runs to read")
@@ -312,15 +381,18 @@ def _warn_overrides(top: dict[str, Any], preset: dict[str, Any], key: str) -> No
 
 def m2m_config(params: dict[str, Any], dataset: str, **overrides: Any) -> TranslationConfig:
     """The ``m2m`` section, with the dataset preset's ``m2m`` overrides (e.g. eta = 1.0 on Reuters)
-    and then explicit ``overrides`` (None values ignored) on top."""
+    and then explicit ``overrides`` (None values ignored) on top; ``store`` from ``pools.store``."""
     top = dict(params.get("m2m") or {})   # checked by validate_params, with each preset's overrides
-    preset = preset_for(params, dataset)
-    _warn_overrides(top, preset.m2m, dataset_preset(dataset))
-    merged = {**top, **preset.m2m}
+    preset_m2m = dict(_preset_section(params, dataset).get("m2m") or {})   # no auto value sizing needed
+    _warn_overrides(top, preset_m2m, dataset_preset(dataset))
+    merged = {**top, **preset_m2m}
     given = {k: v for k, v in overrides.items() if v is not None}
     if given:   # values from outside the file: checked here, alone and with the file's
         merged.update(_check_m2m("m2m", given))
         merged = _check_m2m("m2m", merged)
+    store = (params.get("pools") or {}).get("store")
+    if store is not None:
+        merged["store"] = store
     return TranslationConfig.from_params(merged)
 
 

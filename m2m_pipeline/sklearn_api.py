@@ -125,7 +125,7 @@ class M2mOverSampler(BaseOverSampler):
     gamma_on : {"prob", "loss"}, default="prob"
         What gamma thresholds: g's probability of k at x* (release) or its cross entropy (paper).
     beta : float, default=0.999
-        The rejection rate of eq. (3) and the seed distribution of eq. (5), in (0, 1). Small tables
+        The rejection rate of eq. (3) and the seed distribution of eq. (5), in [0, 1). Small tables
         have small class gaps N_k0 - N_k: at beta = 0.999 a gap of 100 rows is accepted with
         probability 0.095, so most slots become duplicates; 0.99 accepts it with 0.63.
     noise_radius : float, default=0.1
@@ -177,7 +177,7 @@ class M2mOverSampler(BaseOverSampler):
         "lam": [Interval(Real, 0, None, closed="left")],
         "gamma": [Interval(Real, 0, None, closed="left")],
         "gamma_on": [StrOptions(set(GAMMA_ON))],
-        "beta": [Interval(Real, 0, 1, closed="neither")],
+        "beta": [Interval(Real, 0, 1, closed="left")],   # eq. (3): [0, 1)
         "noise_radius": [Interval(Real, 0, None, closed="left")],
         "hidden_size": [Interval(Integral, 1, None, closed="left")],
         "epochs": [Interval(Integral, 1, None, closed="left")],

@@ -145,8 +145,8 @@ class M2mTranslator:
             raise ValueError(f"step_size must be > 0, got {self.step_size!r}")
         if not self.lam >= 0:
             raise ValueError(f"lam must be >= 0, got {self.lam!r}")
-        if not 0 < self.beta < 1:
-            raise ValueError(f"beta must be in (0, 1), got {self.beta!r}")
+        if not 0 <= self.beta < 1:   # eq. (3): beta in [0, 1)
+            raise ValueError(f"beta must be in [0, 1), got {self.beta!r}")
         if self.gamma_on not in GAMMA_ON:
             raise ValueError(f"gamma_on must be one of {GAMMA_ON}, got {self.gamma_on!r}")
         if self.gamma_on == "prob" and not 0 <= self.gamma <= 1:

@@ -132,14 +132,35 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_figure(fig, out: str | Path, *, dpi: int = 110) -> Path:
-    """Write a matplotlib figure to ``out`` (its folder created) and close it."""
+def figure_formats() -> tuple[str, ...]:
+    """The file extensions matplotlib writes figures as (``.png``, ``.pdf``, ``.svg``, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(f".{ext}" for ext in sorted(FigureCanvasBase.get_supported_filetypes()))
+
+
+def save_figure(fig, out: str | Path, *, dpi: int = 110, metadata: dict | None = None) -> Path:
+    """Write a matplotlib figure to ``out`` (its folder created) and close it. The format is
+    ``out``'s extension (another is a one-line M2mError listing those matplotlib writes); the file
+    is written under a temporary name and renamed into place, so a full disk leaves the old file,
+    never a truncated or empty one."""
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
+    try:
+        fmt = out.suffix[1:].lower()
+        if f".{fmt}" not in figure_formats():
+            raise M2mError(f"cannot write a figure as {out}: {out.suffix or 'no extension'!r} is not an image "
+                           f"format; use one of {', '.join(figure_formats())}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+        try:
+            fig.savefig(tmp, dpi=dpi, format=fmt, metadata=metadata)
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -176,26 +197,76 @@ def _pid_alive(pid: int) -> bool:
 def output_lock(path: str | Path) -> Iterator[Path]:
     """Hold the write lock of the output ``path`` (a pool, a prepared dataset, a run folder).
 
-    The lock is the file ``.<name>.lock`` beside ``path``, holding the writer's PID under an
-    exclusive ``flock``. A second writer gets a one-line M2mError naming the holder's PID instead
-    of silently overwriting (the last writer used to win). The kernel drops a dead process's
-    flock, so the lock of a killed writer (SIGKILL, a lost machine) is simply taken over.
+    The lock is the file ``.<name>.lock`` beside ``path``, holding the writer's PID (first line),
+    host and command line (second line) under an exclusive ``flock``. A second writer gets a
+    one-line M2mError naming the holder (PID, host, command) instead of silently overwriting (the
+    last writer used to win). The kernel drops a dead process's flock, so the lock of a killed
+    writer (SIGKILL, a lost machine) is simply taken over. Folders made for the lock file that are
+    still empty when the lock is released are removed again (a refused command leaves nothing).
     """
-    import fcntl
-
     path = Path(path)
     lock = _lock_path(path)
+    made = [p for p in [lock.parent, *lock.parent.parents] if not p.exists()]
     lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = _take_lock(path, lock)
+    except BaseException:
+        _remove_empty(made)
+        raise
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _holder_record().encode(), 0)
+        yield lock
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)   # before unlocking: whoever locks next sees a fresh file
+        os.close(fd)
+        _remove_empty(made)
+
+
+def _holder_record() -> str:
+    """What a lock file says of its holder: the PID, then the host and the command line."""
+    import socket
+    import sys
+
+    command = " ".join(sys.argv) or "python"
+    command = " ".join(command.split())[:300]
+    return f"{os.getpid()}\n{socket.gethostname()} {command}\n"
+
+
+def _describe_holder(raw: str) -> str:
+    lines = raw.splitlines()
+    pid = lines[0].strip() if lines else ""
+    if not pid:
+        return "unknown"
+    text = pid
+    if pid.isdigit() and not _pid_alive(int(pid)):
+        # a dead PID under a held flock: the lock file was inherited by a child; wait it out
+        text += " (exited; a child process of it still holds the lock)"
+    if len(lines) > 1 and lines[1].strip():
+        host, _, command = lines[1].strip().partition(" ")
+        text += f" on {host}" + (f" ({command})" if command else "")
+    return text
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:   # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _take_lock(path: Path, lock: Path) -> int:
+    import fcntl
+
     for _ in range(10):
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            holder = _describe_holder(os.pread(fd, 4096, 0).decode(errors="replace"))
             os.close(fd)
-            if holder.isdigit() and not _pid_alive(int(holder)):
-                # a dead PID under a held flock: the lock file was inherited by a child; wait it out
-                holder += " (exited; a child process of it still holds the lock)"
             raise M2mError(f"{path} is being written by process {holder} (lock {lock}); wait for it to "
                            f"finish, or stop it") from None
         # The holder before us may have unlinked the file between our open and our flock: then we
@@ -205,18 +276,9 @@ def output_lock(path: str | Path) -> Iterator[Path]:
         except FileNotFoundError:
             same = False
         if same:
-            break
+            return fd
         os.close(fd)
-    else:
-        raise M2mError(f"could not take the lock {lock} of {path}: it keeps being replaced")
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield lock
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock)   # before unlocking: whoever locks next sees a fresh file
-        os.close(fd)
+    raise M2mError(f"could not take the lock {lock} of {path}: it keeps being replaced")
 
 
 # The deepest nesting a metadata file (zarr.json, a pool's or a prepared dataset's attributes) may

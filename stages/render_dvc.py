@@ -4,7 +4,8 @@
 
 Markers in the template: ``@DEPS <script> <indent>@`` (the deps of stages/<script>.py, see
 deps.py), ``@SCHED <indent>@`` (every key of the dataset's preset but its m2m overrides),
-``@FIT <indent>@`` (the train_f method options), ``@M2M <indent>@`` (the translation parameters).
+``@FIT <indent>@`` (the train_f method options), ``@M2M <indent>@`` (the translation parameters and
+``pools.store``: what the pools keep).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def render(template: str) -> str:
         if kind == "FIT":
             return _lines([f"train_f.{k}" for k in FIT_KEYS], indent)
         if kind == "M2M":
-            return _lines(["m2m", "presets.${dataset}.m2m"], indent)
+            return _lines(["m2m", "presets.${dataset}.m2m", "pools.store"], indent)
         raise ValueError(f"unknown marker {match.group(0)}")
 
     return re.sub(r"@([A-Z0-9]+(?: [\w.]+)*)@", fill, template)

@@ -1,5 +1,6 @@
-"""DVC stages `train_m2m` and `ablate_translate`: train f with a translating method (M2m, LDAM-M2m,
-or an ablation with pools of its own), writing its pools."""
+"""DVC stages `train_m2m`, `ablate_translate` and `ablate_fresh`: train f with a translating method
+(M2m, LDAM-M2m, an ablation with pools of its own, or a re-deciding ablation in mode fresh),
+writing its pools."""
 
 from m2m_pipeline.params import fit_options, m2m_config, preset_for
 from m2m_pipeline.jobs.evaluate import run_evaluate
@@ -22,6 +23,8 @@ def add_args(p):
     p.add_argument("--warm-ldam", help="warm_f_ldam run folder (deferred methods trained with LDAM)")
     p.add_argument("--history", help="per-epoch history JSON (a DVC plot)")
     p.add_argument("--metrics", help="also test the finished run and write its metrics JSON here (ablations)")
+    p.add_argument("--mode", choices=("fresh",), help="fresh: a re-deciding ablation (M2m-Clean, ...) translated "
+                                                     "with its own f, then its rule (stage ablate_fresh)")
 
 
 def work(args, params):
@@ -31,7 +34,7 @@ def work(args, params):
                   out_dir=args.out, pools_dir=args.pools, m2m=m2m_config(params, dataset), g_path=args.g,
                   g2_path=args.g2, warm_dir=warm,
                   method_params=(params.get("ablation_params") or {}).get(args.method),
-                  options=fit_options(params), history=args.history,
+                  options=fit_options(params), history=args.history, mode=args.mode,
                   # where translation runs (params `translate`): the pools do not depend on it
                   backend=create_backend(params.get("translate")))
     if args.metrics:

@@ -52,7 +52,7 @@ def tiny_mlp(data: PreparedData, *, seed: int = 0, hidden: int = 8, norm_last: b
 
 def tiny_pool_attrs(rows: dict[str, np.ndarray], *, class_counts, n_slots: int | None = None,
                     **given) -> dict:
-    """Attributes that fit the pool schema (store/pool_format.POOL_SCHEMA) for a pool written by hand
+    """Attributes that fit the pool schema (store/pool_schema.POOL_SCHEMA) for a pool written by hand
     with PoolWriter: ``rows`` give the summary (reason counts, attempts, accepted); ``given``
     overrides or adds any attribute (``params`` merged into the defaults)."""
     from m2m_pipeline.acceptance import REASONS

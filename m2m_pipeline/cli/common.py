@@ -48,6 +48,53 @@ def context(params_path: Path, dataset: Optional[str]) -> tuple[dict[str, Any], 
     return params, name, Layout(name)
 
 
+ForceOpt = typer.Option(False, "--force", help="write into an output folder of a DVC stage recorded in "
+                        "./dvc.lock (then `dvc commit` that stage, or `dvc repro` deletes the work)")
+
+DVC_LOCK = Path("dvc.lock")
+
+
+def dvc_outputs(lock: Path = DVC_LOCK) -> dict[str, str]:
+    """{output path: stage} of the DVC lock file ``lock`` (paths relative to its folder); {} when
+    there is none or it cannot be read."""
+    import yaml
+
+    try:
+        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return {}
+    found = {}
+    for stage, body in stages.items() if isinstance(stages, dict) else ():
+        for out in (body or {}).get("outs") or [] if isinstance(body, dict) else []:
+            if isinstance(out, dict) and isinstance(out.get("path"), str):
+                found[out["path"]] = str(stage)
+    return found
+
+
+def refuse_dvc_outputs(*paths: Optional[Path], force: bool = False, lock: Path = DVC_LOCK) -> None:
+    """The one rule between the CLI and DVC (docs/operations.md, "What DVC deletes"): a run or pool
+    folder that ``dvc.lock`` records as a stage's output belongs to DVC, and `dvc repro` deletes it
+    whenever that stage runs again; work the CLI wrote there and nobody committed would be lost. So
+    the CLI refuses to write there, in one line naming the stage, unless ``--force``."""
+    if force or not lock.is_file():
+        return
+    owners = dvc_outputs(lock)
+    root = lock.resolve().parent
+    for path in paths:
+        if path is None:
+            continue
+        try:
+            rel = Path(path).resolve().relative_to(root)
+        except ValueError:
+            continue
+        for out, stage in owners.items():
+            if rel == Path(out) or Path(out) in rel.parents:
+                raise M2mError(f"{path} is an output of the DVC stage {stage} ({lock}): `dvc repro` deletes it "
+                               f"whenever that stage runs again, so work written there by hand can be lost; write "
+                               f"elsewhere (--out/--pools), run the stage (dvc repro {stage}), or pass --force and "
+                               f"then `dvc commit {stage}`")
+
+
 def seed_of(params: dict[str, Any], seed: Optional[int]) -> int:
     """The seed given, else the first of params.yaml's ``seeds``."""
     if seed is not None:

@@ -63,7 +63,8 @@ def generate(dataset: Optional[str] = DatasetOpt,
         epoch = checkpoint_epoch(f)
     out = out or layout.generate_pool(epoch)
     check_pool_out(out)   # before any work: --out must not hold the user's own files
-    with attempts_bar(layout.prepared, preset_for(params, name), seed, epoch) as bar:
+    # the backend first: a --scheduler that is not a dask scheduler is one line before the progress bar
+    with backend, attempts_bar(layout.prepared, preset_for(params, name), seed, epoch) as bar:
         s = run_generate(layout.prepared, preset_for(params, name), g_path=g or layout.g_checkpoint(seed),
                          f_path=f, cfg=m2m_config(params, name, batch_size=batch_size), seed=seed, out=out,
                          epoch=epoch, progress=bar.update, backend=backend)

@@ -97,10 +97,12 @@ def pools_show(run: Path = RunArg, epoch: Optional[int] = EpochOpt,
     off (bag of words), or the nearest vocabulary tokens of x0 and x* (embeddings).
 
     Example: m2m-pipeline pools show pools/digits/M2m-seed0 --epoch 40 --accepted --out plots/pool-40.png"""
+    from ..pools.browse.output import check_show_out
     from ..pools.browse.views import show_pool
 
     if accepted and rejected:
         raise M2mError("--accepted and --rejected exclude each other; give one or neither")
+    check_show_out(out)   # before any work: an extension pools show writes, not a folder, not a foreign file
     path, data = _pool_and_data(run, epoch, prepared)
     names = list(data.class_names)
     _, line = show_pool(path, data, out, target=class_index(target, names, "--target"),
@@ -119,12 +121,15 @@ def pools_stats(run: Path = RunArg, epoch: Optional[int] = EpochOpt,
     class size and slots replaced; classes with no accepted translation flagged.
 
     Example: m2m-pipeline pools stats pools/digits/M2m-seed0 --epoch 40 --out plots/pool-stats"""
+    from ..pools.browse.output import check_out_folder, mark_out_folder
     from ..pools.browse.plots import plot_epoch_rates, plot_heatmap
     from ..pools.browse.stats import format_stats, stats_of
 
+    out = check_out_folder(out)   # before any work: new, empty or the browser's folder
     path, data = _pool_and_data(run, epoch, prepared)
     names = list(data.class_names)
     stats = stats_of(path, names, data.train.y)
+    mark_out_folder(out, ("heatmap.png", "epochs.png"))
     heat = plot_heatmap(stats, names, Path(out) / "heatmap.png")
     line = plot_epoch_rates(path.parent, names, Path(out) / "epochs.png")
     if as_json:
@@ -142,8 +147,10 @@ def pools_report(run: Path = RunArg, epoch: Optional[int] = EpochOpt,
     """One self-contained HTML page (images inlined): tables, heatmap, one grid per target class.
 
     Example: m2m-pipeline pools report pools/digits/M2m-seed0 --epoch 40 --out reports/pool-digits-40"""
+    from ..pools.browse.output import check_out_folder
     from ..pools.browse.report import build_pool_report
 
+    check_out_folder(out)   # before any work: new, empty or the browser's folder
     path, data = _pool_and_data(run, epoch, prepared)
     typer.echo(f"wrote {build_pool_report(path, data, out, per_class=per_class)}")
 

@@ -7,20 +7,23 @@ from typing import Optional
 
 import typer
 
-from .common import DatasetOpt, Loss, ParamsOpt, complete_method, context, method_name, seed_of
+from ..errors import M2mError
+from .common import (DatasetOpt, ForceOpt, Loss, ParamsOpt, complete_method, context, method_name,
+                     refuse_dvc_outputs, seed_of)
 
 
 def pretrain_g_cmd(dataset: Optional[str] = DatasetOpt,
                    seed: Optional[int] = typer.Option(None, help="pipeline seed s; g trains with pretrain_g.seed + s "
                                                       "(default: the first of params seeds)"),
                    out: Optional[Path] = typer.Option(None, help="run folder (default runs/<dataset>/g-seed<s>)"),
-                   params_path: Path = ParamsOpt) -> None:
+                   force: bool = ForceOpt, params_path: Path = ParamsOpt) -> None:
     """Train g with plain ERM on the imbalanced training set (full schedule)."""
     from ..jobs.train import run_pretrain_g
     from ..params import preset_for
 
     params, name, layout = context(params_path, dataset)
     s = seed_of(params, seed)
+    refuse_dvc_outputs(out or layout.g(s), force=force)
     res = run_pretrain_g(layout.prepared, preset_for(params, name), seed=params["pretrain_g"]["seed"] + s,
                          out_dir=out or layout.g(s))
     typer.echo(f"g: best val bACC {res.best_val_bacc:.1f} at epoch {res.best_epoch}; {res.last_path}")
@@ -29,7 +32,7 @@ def pretrain_g_cmd(dataset: Optional[str] = DatasetOpt,
 def warm_f_cmd(dataset: Optional[str] = DatasetOpt, seed: Optional[int] = typer.Option(None, help="f's seed"),
                loss: Loss = typer.Option(Loss.ce, help="ce (ERM) or ldam"),
                out: Optional[Path] = typer.Option(None, help="run folder (default runs/<dataset>/warm-<loss>-seed<s>)"),
-               params_path: Path = ParamsOpt) -> None:
+               force: bool = ForceOpt, params_path: Path = ParamsOpt) -> None:
     """Train f with ERM up to the preset's deferred epoch (the start of every deferred method).
 
     Example: m2m-pipeline warm-f --dataset digits --seed 0   (writes runs/digits/warm-ce-seed0)"""
@@ -39,6 +42,7 @@ def warm_f_cmd(dataset: Optional[str] = DatasetOpt, seed: Optional[int] = typer.
     loss = loss.value
     params, name, layout = context(params_path, dataset)
     s = seed_of(params, seed)
+    refuse_dvc_outputs(out or layout.warm(loss, s), force=force)
     res = run_warm_f(layout.prepared, preset_for(params, name), seed=s, out_dir=out or layout.warm(loss, s),
                      loss=loss)
     typer.echo(f"warm f ({loss}): {res.last_path}")
@@ -56,7 +60,7 @@ def train_f_cmd(dataset: Optional[str] = DatasetOpt,
                                                      "when --out is given)"),
                 reuse_pools: Optional[Path] = typer.Option(None, "--reuse-pools", help="the pools an ablation "
                                                            "re-decides (default pools/<dataset>/M2m-seed<s>)"),
-                params_path: Path = ParamsOpt) -> None:
+                force: bool = ForceOpt, params_path: Path = ParamsOpt) -> None:
     """Train f with one method to the end of the schedule; an interrupted run resumes.
 
     Translating methods write their pools to pools/<dataset>/<method>-seed<s>/epoch_<e>; the
@@ -75,13 +79,27 @@ def train_f_cmd(dataset: Optional[str] = DatasetOpt,
     inputs = method_inputs(layout, method, s)
     if reuse_pools is not None:
         inputs["reused_pools"] = reuse_pools
+    out_dir = out or layout.run(method, s)
+    pools_dir = pools or (out / "pools" if out is not None else layout.pools(method, s))
+    from ..jobs.catalog import translates
+
+    refuse_dvc_outputs(out_dir, pools_dir if translates(method) else None, force=force)
     res = run_any_train(layout.prepared, preset_for(params, name), method=method, seed=s,
-                        out_dir=out or layout.run(method, s),
-                        pools_dir=pools or (out / "pools" if out is not None else layout.pools(method, s)),
+                        out_dir=out_dir, pools_dir=pools_dir,
                         m2m=m2m_config(params, name), **inputs,
                         method_params=(params.get("ablation_params") or {}).get(method),
                         options=fit_options(params), backend=translation_backend(params))
     typer.echo(f"{method}: best val bACC {res.best_val_bacc:.1f} at epoch {res.best_epoch}; {res.last_path}")
+
+
+def _configured_modes() -> dict[str, str]:
+    """{ablation: mode} of params.yaml's ``ablations`` in the working folder ({} without a readable one)."""
+    from ..params import ablation_modes, load_params
+
+    try:
+        return ablation_modes(load_params())
+    except M2mError:
+        return {}
 
 
 def methods_cmd() -> None:
@@ -90,9 +108,14 @@ def methods_cmd() -> None:
     whether it translates or re-decides M2m's pools)."""
     from ..jobs.catalog import method_catalog
 
+    modes = _configured_modes()
     for spec in method_catalog():
         kind = (f"re-decides the pools of {spec.reuse}" if spec.reuse else "translates (own pools)"
                 if spec.translate else "no pools")
+        if spec.redecides:
+            now = f"; params.yaml runs it in mode {modes[spec.name]}" if spec.name in modes else ""
+            kind = (f"modes: reuse (re-decides the stored rows of {spec.reuse}'s pools) | fresh (translates "
+                    f"with its own f, then the same rule){now}")
         label = (spec.paper_table or spec.source
                  or (f"variant of {spec.variant_of}, no paper value" if spec.variant_of else ""))
         where = f" [{label}]" if label else ""

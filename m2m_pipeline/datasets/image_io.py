@@ -17,11 +17,12 @@ Random choices (hold-outs, CelebA subsampling) come from ``rng_for(seed, "split"
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -130,16 +131,36 @@ def is_image_file(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def _resolves(entry: os.DirEntry) -> None:
+    """Refuse a symbolic link that does not resolve: a loop (``self.jpg -> self.jpg``) or a dangling
+    link. It is an error naming the file, not a skip: a dataset silently missing files would give
+    other class counts than the tree shows."""
+    if entry.is_symlink():
+        try:
+            os.stat(entry.path)
+        except OSError as exc:
+            why = "a loop of symbolic links" if exc.errno == errno.ELOOP else "a dangling symbolic link"
+            raise M2mError(f"{entry.path} is {why} (-> {os.readlink(entry.path)}); fix or remove it") from None
+
+
+def _entries(folder: Path, wanted: Callable[[str], bool]) -> list[os.DirEntry]:
+    entries = [e for e in os.scandir(folder) if wanted(e.name)]
+    for e in entries:
+        _resolves(e)
+    return entries
+
+
 def scan_class_folders(split_dir: Path, layout: str) -> dict[str, list[Path]]:
-    """{class folder name: sorted image files} of one ImageFolder split, classes sorted."""
+    """{class folder name: sorted image files} of one ImageFolder split, classes sorted. A link
+    among the class folders or image files that does not resolve is a one-line error naming it."""
     if not split_dir.is_dir():
         raise M2mError(f"missing folder {split_dir}; expected {layout}")
-    classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith("."))
+    classes = sorted(e.name for e in _entries(split_dir, lambda n: not n.startswith(".")) if e.is_dir())
     if not classes:
         raise M2mError(f"{split_dir} holds no class folders; expected {layout}")
     found: dict[str, list[Path]] = {}
     for cls in classes:
-        files = sorted(e.name for e in os.scandir(split_dir / cls) if e.is_file() and is_image_file(e.name))
+        files = sorted(e.name for e in _entries(split_dir / cls, is_image_file) if e.is_file())
         found[cls] = [split_dir / cls / f for f in files]
     return found
 

@@ -98,6 +98,12 @@ def format_dataset_info(data: PreparedData) -> str:
         f"dataset      {d['name']}  (preset {d['preset']}, fingerprint {d['fingerprint']})",
         f"input        {_shape(d)}",
         f"augment      {d['augment'] or 'none'}",
+    ]
+    std = data.meta.get("standardize")
+    if std:   # table:<file>: the features and their fit (datasets/table.py)
+        lines.append(f"features     {', '.join(std['columns'][:8])}{' ...' if len(std['columns']) > 8 else ''}; "
+                     f"standardised ({std['fitted_on']})")
+    lines += [
         f"classes      {d['num_classes']}",
         f"imbalance    {d['largest']}/{d['smallest']} = {d['imbalance_ratio']:.1f} (training set used)",
     ]

@@ -2,7 +2,7 @@
 
 A recipe is a function ``build(data_root, **options) -> PreparedData`` in a module of this
 package, registered there with ``@register_dataset(name)``. Names are exact (``digits``,
-``reuters``) or a prefix taking a folder (``text:<dir>``, ``images:<dir>``).
+``reuters``) or a prefix taking a folder or file (``text:<dir>``, ``images:<dir>``, ``table:<file>``).
 
 :data:`RECIPES` maps every name to its module, so listing the names, resolving one and reading
 its preset import no recipe: a recipe's module is imported only when its dataset is built
@@ -36,6 +36,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "text": {"module": "text", "prefix": True},
     "twitter": {"module": "twitter"},
     "images": {"module": "image_folder", "prefix": True},
+    "table": {"module": "table", "prefix": True},
 }
 
 
@@ -103,7 +104,9 @@ def resolve_dataset(name: str, data_root: str | Path | None = None) -> tuple[Dat
     """The registry entry for ``name`` and the folder its files are read from.
 
     ``text:<dir>`` style names carry their folder; other names read ``data_root`` or, when it is
-    not given, ``data/raw/<name>``.
+    not given, ``data/raw/<name>``. A prefix family's kind alone (``images``, ``text``, ``table``)
+    reads its folder or file from ``data_root``: ``dataset: images`` + ``data_root: DIR`` in
+    params.yaml is how the DVC DAG, whose paths and params are keyed by the name, takes one.
     """
     if ":" in name:
         head, _, folder = name.partition(":")
@@ -114,8 +117,10 @@ def resolve_dataset(name: str, data_root: str | Path | None = None) -> tuple[Dat
             raise M2mError(f"dataset {name!r} needs a folder after the colon, e.g. {head}:path/to/dir")
         return entry, Path(folder)
     entry = _REGISTRY.get(name)
-    if entry is None or entry.prefix:
+    if entry is None:
         raise M2mError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
+    if entry.prefix:   # the kind alone (``images``): its folder or file is ``data_root`` (the DVC form)
+        return entry, Path(data_root) if data_root else Path("data/raw") / name
     if not entry.needs_root:
         return entry, None
     return entry, Path(data_root) if data_root else Path("data/raw") / name

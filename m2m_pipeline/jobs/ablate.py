@@ -30,14 +30,17 @@ def train_ablation(data: PreparedData, preset: Preset, *, method: str, seed: int
     if spec.reuse is None:
         raise M2mError(f"{method} does not reuse pools; train it with train-f")
     method_params = check_ablation_params(method, method_params)
-    params = f_params(spec, options=options, extra={"rule": spec.pool_rule, "rule_params": dict(method_params or {}),
+    params = f_params(spec, options=options, extra={"ablation_mode": "reuse", "rule": spec.pool_rule,
+                                                    "rule_params": dict(method_params or {}),
                                                     "reused_pools": str(reused_pools)})
     check_run_dir(out_dir)
     with output_lock(out_dir):
         start, resume, warm_hash = start_for(spec, data=data, preset=preset, seed=seed, out_dir=out_dir,
                                              warm_dir=warm_dir, params=params)
         source = ReusedPools(reused_pools, data, rule=spec.pool_rule, seed=seed, rule_params=method_params,
-                             expected={"run": spec.reuse, "warm_hash": warm_hash})
+                             expected={"run": spec.reuse, "warm_hash": warm_hash}, method=method)
+        # every epoch's pool checked before fit() makes the run folder: a refusal writes nothing
+        source.check_ready(int(start["epoch"]) if start is not None else 0, preset.epochs)
         return fit(data=data, preset=preset, method=spec, seed=seed, run_dir=out_dir, end_epoch=preset.epochs,
                    start=start, resume=resume, swaps=source, options=options, params=params, device=device,
                    progress=progress)

@@ -33,9 +33,14 @@ def check_method_name(name: str, option: str = "--method") -> str:
     return name
 
 
+def translates(name: str) -> bool:
+    """Whether training ``name`` writes pools of its own (the CLI checks where they go)."""
+    return bool(get_method(name).translate)
+
+
 def method_catalog() -> list[MethodSpec]:
     """Every registered method's spec: the paper's baselines and M2m, then M2m's ablations."""
     return [get_method(name) for name in list_methods()]
 
 
-__all__ = ["check_method_name", "dataset_names", "describe_dataset", "method_catalog"]
+__all__ = ["check_method_name", "dataset_names", "describe_dataset", "method_catalog", "translates"]

@@ -31,11 +31,14 @@ def train_method(data: PreparedData, preset: Preset, *, method: str, seed: int, 
                  g2_path: str | Path | None = None, m2m: TranslationConfig | None = None,
                  pools_dir: str | Path | None = None, reused_pools: str | Path | None = None,
                  method_params: Mapping[str, Any] | None = None, options: FitOptions | None = None,
-                 backend: TranslationBackend | None = None, device=None, progress: bool = True) -> FitResult:
+                 backend: TranslationBackend | None = None, mode: str | None = None, device=None,
+                 progress: bool = True) -> FitResult:
     """Train f with any registered method: a baseline (``jobs.train``), a translating method writing
     its pools under ``pools_dir`` (``jobs.m2m``) or an ablation re-deciding another run's pools
-    ``reused_pools`` (``jobs.ablate``). Arguments a method does not use are ignored."""
-    spec = get_method(method)
+    ``reused_pools`` (``jobs.ablate``). ``mode`` ("reuse" | "fresh") picks how a re-deciding ablation
+    gets its rows; "fresh" trains it as a translating run (MethodSpec.in_mode). Arguments a method
+    does not use are ignored."""
+    spec = get_method(method, mode)
     if spec.reuse is not None:
         if reused_pools is None:
             raise M2mError(f"{method} re-decides the pools of {spec.reuse}: pass that run's pools folder")
@@ -47,7 +50,8 @@ def train_method(data: PreparedData, preset: Preset, *, method: str, seed: int, 
             raise M2mError(f"{method} translates: it needs the m2m parameters and a pools folder")
         return train_m2m(data, preset, method=method, seed=seed, out_dir=out_dir, pools_dir=pools_dir, m2m=m2m,
                          g_path=g_path, g2_path=g2_path, warm_dir=warm_dir, method_params=method_params,
-                         options=options, backend=backend, device=device, progress=progress)
+                         options=options, backend=backend, mode=mode if spec.fresh else None, device=device,
+                         progress=progress)
     return train_f(data, preset, method=method, seed=seed, out_dir=out_dir, warm_dir=warm_dir, options=options,
                    device=device, progress=progress)
 
@@ -63,12 +67,12 @@ def run_any_train(prepared: str | Path, preset: Preset, *, history: str | Path |
     return result
 
 
-def method_inputs(layout: Layout, method: str, seed: int) -> dict[str, Path | None]:
+def method_inputs(layout: Layout, method: str, seed: int, mode: str | None = None) -> dict[str, Path | None]:
     """Where ``method``'s run of ``seed`` starts from, in the DAG's layout: ``warm_dir`` (the warm
     phase of its loss, ``warm-ce`` for a method with none), ``g_path`` (g at its best epoch),
     ``g2_path`` (M2m-Ensemble's second classifier: the seed's ERM run) and ``reused_pools`` (the
-    pools of the run an ablation re-decides, else None)."""
-    spec = get_method(method)
+    pools of the run an ablation re-decides, else None; None in mode "fresh")."""
+    spec = get_method(method, mode)
     return {"warm_dir": layout.warm(spec.warm or "ce", seed), "g_path": layout.g_checkpoint(seed),
             "g2_path": layout.run("ERM", seed) / BEST_CHECKPOINT,
             "reused_pools": layout.pools(spec.reuse, seed) if spec.reuse else None}

@@ -1,5 +1,7 @@
-"""Training f with a translating method: M2m, LDAM-M2m, and the ablations that need pools of their
-own (M2m-Lambda0, M2m-Self, M2m-Ensemble, M2m-Seeds<n>, M2m-RS, M2m-RS-Rand, M2m-Online)."""
+"""Training f with a translating method: M2m, LDAM-M2m, the ablations that need pools of their
+own (M2m-Lambda0, M2m-Self, M2m-Ensemble, M2m-Seeds<n>, M2m-RS, M2m-RS-Rand, M2m-Online), and the
+re-deciding ablations in mode ``fresh`` (M2m-Clean, M2m-Rand, M2m-No-Reject, ... translated with
+their own f, then their rule: ``train_m2m(..., mode="fresh")``)."""
 
 from __future__ import annotations
 
@@ -82,26 +84,38 @@ def train_m2m(data: PreparedData, preset: Preset, *, method: str, seed: int, out
               pools_dir: str | Path, m2m: TranslationConfig, g_path: str | Path | None = None,
               g2_path: str | Path | None = None, warm_dir: str | Path | None = None,
               method_params: Mapping[str, Any] | None = None, options: FitOptions | None = None,
-              backend: TranslationBackend | None = None,
+              backend: TranslationBackend | None = None, mode: str | None = None,
               device: torch.device | None = None, progress: bool = True) -> FitResult:
     """Train f with a translating method to the end of the schedule; its pools go to
     ``pools_dir/epoch_<e>``. An interrupted run in ``out_dir`` resumes from its last epoch.
 
+    ``mode="fresh"`` trains a re-deciding ablation (M2m-Clean, M2m-Rand, M2m-No-Reject, ...) by
+    its paper definition: translated each epoch with its own f and M2m's translation parameters,
+    then its rule (with ``method_params`` as the rule's, e.g. M2m-Gamma's gamma) over those rows.
+
     ``backend`` translates each epoch's pool shard by shard (pools/backends.py, built from params
     ``translate`` by ``create_backend``; default: this process); a dask one serves the whole run.
     The pools, and so the run, do not depend on it."""
-    spec = get_method(method)
+    spec = get_method(method, mode)
     if not spec.translate:
         raise M2mError(f"{method} does not translate; train it with train-f (or the ablation job)")
-    cfg = method_config(method, m2m, method_params)
+    if spec.fresh:   # M2m's translation, the ablation's rule: method_params are the rule's parameters
+        rule_params, cfg = check_ablation_params(method, method_params), m2m
+    else:
+        rule_params, cfg = {}, method_config(method, m2m, method_params)
     # g must sit on the device fit() puts f on, or translation mixes devices on a GPU machine
     device = device or default_device()
     g = load_generator(spec.generator, g_path=g_path, g2_path=g2_path, data=data, device=device)
     allowed = (seed_subset_mask(data.train.y, data.num_classes, spec.seed_subset, seed)
                if spec.seed_subset else None)
-    params = f_params(spec, options=options, extra={"m2m": dataclasses.asdict(cfg)})
+    extra: dict[str, Any] = {"m2m": dataclasses.asdict(cfg)}
+    if spec.fresh:
+        extra.update(ablation_mode="fresh", rule=spec.pool_rule, rule_params=dict(rule_params))
+    params = f_params(spec, options=options, extra=extra)
     check_run_dir(out_dir)
-    with output_lock(out_dir):
+    # the run folder and its pools folder: a second run writing the same pools (another --out, the
+    # same --pools) is refused naming the holder, instead of both rewriting one epoch's partial pool
+    with output_lock(out_dir), output_lock(pools_dir):
         start, resume, warm_hash = start_for(spec, data=data, preset=preset, seed=seed, out_dir=out_dir,
                                              warm_dir=warm_dir, params=params)
         # Every pool names the run and the warm start it came from: the ablations that reuse the
@@ -121,7 +135,8 @@ def train_m2m(data: PreparedData, preset: Preset, *, method: str, seed: int, out
                                  refresh_batches=1 if spec.online else cfg.refresh_batches)
         else:
             source = TranslatedPools(g=g, data=data, cfg=cfg, seed=seed, pools_dir=pools_dir,
-                                     batch_size=preset.batch_size, rule=spec.pool_rule, allowed_seeds=allowed,
+                                     batch_size=preset.batch_size, rule=spec.pool_rule, rule_params=rule_params,
+                                     allowed_seeds=allowed,
                                      provenance={**provenance, "seed_subset": spec.seed_subset},
                                      progress=progress, backend=backend)
             if backend.distributed:
@@ -140,13 +155,13 @@ def run_train_m2m(prepared: str | Path, preset: Preset, *, method: str, seed: in
                   pools_dir: str | Path, m2m: TranslationConfig, g_path: str | Path | None = None,
                   g2_path: str | Path | None = None, warm_dir: str | Path | None = None,
                   method_params: Mapping[str, Any] | None = None, options: FitOptions | None = None,
-                  backend: TranslationBackend | None = None,
+                  backend: TranslationBackend | None = None, mode: str | None = None,
                   history: str | Path | None = None, progress: bool = True) -> FitResult:
     set_torch_threads()
     with user_os_errors():
         result = train_m2m(load_prepared(prepared), preset, method=method, seed=seed, out_dir=out_dir,
                            pools_dir=pools_dir, m2m=m2m, g_path=g_path, g2_path=g2_path, warm_dir=warm_dir,
-                           method_params=method_params, options=options, backend=backend,
+                           method_params=method_params, options=options, backend=backend, mode=mode,
                            progress=progress)
         if history:
             write_history(history, result.history)

@@ -155,7 +155,7 @@ def _translate_here(*, g, f, data, draws, translator, cfg, seed, epoch, work, sh
                                   cfg, seed, epoch)
             if pending is not None:
                 done(pending)
-            pending = writer_thread.submit(commit_shard, rows, data, work, index)
+            pending = writer_thread.submit(commit_shard, rows, data, work, index, cfg.store)
         if pending is not None:
             done(pending)
     return results
@@ -175,8 +175,10 @@ def backend_options(settings: Mapping[str, Any] | None = None, *, workers: int |
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
         raise M2mError(f"--workers / translate.workers must be an integer >= 0 (0: in this process), got {workers!r}")
     workers = workers or None
-    if scheduler is not None and (not isinstance(scheduler, str) or "://" not in scheduler):
-        raise M2mError(f"--scheduler / translate.scheduler must be an address like tcp://HOST:8786, got {scheduler!r}")
+    if scheduler is not None:
+        from .distributed import parse_scheduler_address   # the syntax only: no dask, no connection
+
+        parse_scheduler_address(scheduler)
     return {"workers": workers, "scheduler": scheduler or None}
 
 

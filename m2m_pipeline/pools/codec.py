@@ -24,6 +24,9 @@ from .draws import seed_inputs
 
 DELTA_BITS = 12        # significant bits per row: |x_delta| <= 2**12, well inside int16
 NOT_FINITE_EXP = -128  # x_exp of a row whose x* is not finite: it decodes to NaN
+# x_exp of a row whose x* a ``pools.store: accepted`` pool did not keep: it decodes to NaN as well
+# (the row's ``reason`` says why it was rejected; read_x never returns a made-up x*).
+NOT_STORED_EXP = NOT_FINITE_EXP
 MIN_EXP = -127         # deltas below 2**-127 round to zero (far below float32 pixel resolution)
 
 
@@ -92,17 +95,26 @@ def read_x(pool: Any, data: PreparedData, rows: np.ndarray | None = None) -> np.
 
 
 
-def encode_rows(rows: dict[str, np.ndarray], data: PreparedData) -> dict[str, np.ndarray]:
+def encode_rows(rows: dict[str, np.ndarray], data: PreparedData, store: str = "all") -> dict[str, np.ndarray]:
     """Pool rows with exact ``x`` (as :func:`~m2m_pipeline.pools.shard.translate_rows` returns
-    them) -> the rows a pool stores: ``x`` replaced by ``x_delta`` and ``x_exp``."""
+    them) -> the rows a pool stores: ``x`` replaced by ``x_delta`` and ``x_exp``. With
+    ``store="accepted"`` (params.yaml ``pools.store``) only the accepted rows keep their x*: the
+    others store zeros, which zstd reduces to almost nothing, and decode to NaN (x_exp
+    :data:`NOT_STORED_EXP`); their small columns (reason, prob_g, u_beta, ...) are kept."""
     has_seed = rows["seed_index"] >= 0
     x0 = np.zeros(rows["x"].shape, dtype=np.float32)
     if has_seed.any():
         x0[has_seed] = seed_inputs(data, rows["seed_index"][has_seed], rows["seed_aug"][has_seed]).numpy()
     x_delta, x_exp = encode_x(rows["x"], x0, has_seed)
+    if store == "accepted":
+        dropped = has_seed & ~np.asarray(rows["accepted"], dtype=bool)
+        x_delta[dropped] = 0
+        x_exp[dropped] = NOT_STORED_EXP
+    elif store != "all":
+        raise ValueError(f"store must be 'all' or 'accepted', got {store!r}")
     out = {k: v for k, v in rows.items() if k != "x"}
     out.update(x_delta=x_delta, x_exp=x_exp)
     return out
 
 
-__all__ = ["DELTA_BITS", "decode_x", "encode_rows", "encode_x", "read_x"]
+__all__ = ["DELTA_BITS", "NOT_STORED_EXP", "decode_x", "encode_rows", "encode_x", "read_x"]

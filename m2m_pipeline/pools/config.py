@@ -8,6 +8,8 @@ from typing import Any
 from ..utils import M2mError
 
 SEED_SCOPES = ("batch", "dataset")
+# What a pool stores (params.yaml ``pools.store``; store/pool_schema.POOL_STORES, tests check they agree).
+POOL_STORES = ("all", "accepted")
 
 
 @dataclass
@@ -30,12 +32,17 @@ class TranslationConfig:
     # translated in sub-epoch parts of R mini-batches, each with f as it is when training reaches
     # the part (R = 1 is the paper's online loop, M2m-Online).
     refresh_batches: int = 0
+    # params.yaml ``pools.store`` (not ``m2m``): ``all`` stores every attempt's x*; ``accepted`` the
+    # accepted rows' x* only (smaller, but M2m-No-Reject and M2m-No-Gamma cannot reuse such pools).
+    store: str = "all"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.refresh_batches, int) and self.refresh_batches >= 0):
             raise M2mError(f"m2m.refresh_batches must be an int >= 0, got {self.refresh_batches!r}")
         if self.seed_scope not in SEED_SCOPES:
             raise M2mError(f"m2m.seed_scope must be one of {SEED_SCOPES}, got {self.seed_scope!r}")
+        if self.store not in POOL_STORES:
+            raise M2mError(f"pools.store must be one of {', '.join(POOL_STORES)}, got {self.store!r}")
         if self.batch_size < 1 or self.rows_per_shard < 1:
             raise M2mError("m2m.batch_size and m2m.rows_per_shard must be >= 1")
         if self.noise_radius < 0:
@@ -50,4 +57,4 @@ class TranslationConfig:
         return cls(**params)
 
 
-__all__ = ["SEED_SCOPES", "TranslationConfig"]
+__all__ = ["POOL_STORES", "SEED_SCOPES", "TranslationConfig"]

@@ -12,7 +12,9 @@ driver never holds x* and a lost worker costs one shard, which dask runs again e
 - ``scheduler="tcp://HOST:PORT"``: a running cluster (``dask scheduler`` / ``dask worker``). When
   its workers advertise a ``GPU`` resource (``dask worker --resources GPU=1``), every task asks
   for ``GPU=1``, so each GPU runs one shard at a time. Workers must see the pool's folder
-  (a shared file system) and have this package installed.
+  (a shared file system) and have this package installed. The address is checked first
+  (:func:`parse_scheduler_address`, then :func:`probe_scheduler`, bounded by
+  :data:`SCHEDULER_TIMEOUT_S`): what is not a dask scheduler is one line, never a hang.
 
 The models travel as weights plus their checkpoint ``config`` (not live modules); each worker
 process builds g and f once and keeps them, keyed by weights hash, for the following tasks and
@@ -26,6 +28,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import socket
+import struct
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -101,6 +107,151 @@ def local_threads(workers: int, cores: int | None = None) -> int:
     return max(1, cores // workers)
 
 
+# the address schemes of dask.distributed's comms that a scheduler can listen on
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+_IPV6 = re.compile(r"[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?")
+
+
+def parse_scheduler_address(address: Any) -> tuple[str, str, int]:
+    """(scheme, host, port) of a dask scheduler address ``SCHEME://HOST:PORT`` (an IPv6 host in
+    brackets: ``tcp://[::1]:8786``); anything else is a one-line M2mError naming it, checked
+    before any connection (``tcp://[::1`` used to be a ValueError traceback inside dask)."""
+    def bad(why: str) -> M2mError:
+        return M2mError(f"--scheduler / translate.scheduler must be an address like tcp://HOST:8786, got "
+                        f"{address!r} ({why})")
+
+    if not isinstance(address, str) or "://" not in address:
+        raise bad("no SCHEME://")
+    scheme, rest = address.split("://", 1)
+    if scheme.lower() not in SCHEDULER_SCHEMES:
+        raise bad(f"scheme {scheme!r} is none of {', '.join(SCHEDULER_SCHEMES)}")
+    if rest.startswith("["):
+        host, sep, tail = rest[1:].partition("]")
+        if not sep or not _IPV6.fullmatch(host) or ":" not in host:
+            raise bad("an IPv6 host needs a closing ']'" if not sep else f"{host!r} is not an IPv6 address")
+        if not tail.startswith(":"):
+            raise bad("no :PORT")
+        port = tail[1:]
+    else:
+        if rest.count(":") != 1:
+            raise bad("no :PORT" if ":" not in rest else "put an IPv6 host in brackets: tcp://[::1]:8786")
+        host, port = rest.split(":")
+        if not _HOST_NAME.fullmatch(host):
+            raise bad(f"{host!r} is not a host name or address")
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 1 <= int(port) <= 65535:
+        raise bad(f"port {port!r} is not a number in 1..65535")
+    return scheme.lower(), host, int(port)
+
+
+# Seconds a --scheduler / translate.scheduler address has to accept a connection and answer as a
+# dask scheduler (a silent listener, an HTTP server); the same bound for dask's own connect.
+SCHEDULER_TIMEOUT_S = 5.0
+# Both ends of a dask connection send a handshake at once: one small message (an 8-byte length,
+# a prelude of frame count and lengths, then msgpack; about 60 bytes).
+_HANDSHAKE_MAX_BYTES = 1 << 20
+
+
+def _handshake_message() -> bytes:
+    """What dask's own connect sends first (comm.core.connect: ``{"compression": None, "python":
+    (major, minor, micro), "pickle-protocol": N}``, msgpack, framed as comm.tcp writes it), so a
+    real scheduler sees an ordinary client and an HTTP server answers as it would to dask."""
+    import pickle
+    import sys
+
+    def fixstr(text: str) -> bytes:
+        return bytes([0xA0 | len(text)]) + text.encode()
+
+    payload = (b"\x83" + fixstr("compression") + b"\xc0" + fixstr("python") + b"\x93"
+               + bytes(int(v) & 0x7F for v in sys.version_info[:3]) + fixstr("pickle-protocol")
+               + bytes([pickle.HIGHEST_PROTOCOL & 0x7F]))
+    framed = struct.pack("<QQ", 1, len(payload)) + payload
+    return struct.pack("<Q", len(framed)) + framed
+
+
+def _start_it(address: str) -> str:
+    return f"start it with `dask scheduler` and workers with `dask worker {address}`"
+
+
+def _recv_exactly(sock: socket.socket, n: int, deadline: float) -> bytes | None:
+    """``n`` bytes from ``sock`` by ``deadline`` (time.monotonic), fewer if it closes; None when
+    the deadline passes first."""
+    got = bytearray()
+    while len(got) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            block = sock.recv(min(n - len(got), 1 << 16))
+        except (socket.timeout, TimeoutError):
+            return None
+        if not block:
+            break
+        got += block
+    return bytes(got)
+
+
+def probe_scheduler(address: str, timeout: float | None = None) -> None:
+    """Refuse, in one line naming ``address`` and within about ``timeout`` seconds (default
+    :data:`SCHEDULER_TIMEOUT_S`), an address
+    where no dask scheduler answers: nothing listening, a listener that never answers, or a
+    server of another protocol (an HTTP server's reply used to be read as a 3 EiB message).
+    ``tcp://`` is checked to answer with a dask handshake; ``tls``/``ws``/``wss`` to accept a
+    connection (their first bytes are TLS or HTTP); ``ucx`` is left to dask. The probe sends the
+    handshake dask's connect sends and reads the scheduler's, then hangs up."""
+    timeout = SCHEDULER_TIMEOUT_S if timeout is None else float(timeout)
+    scheme, host, port = parse_scheduler_address(address)
+    if scheme == "ucx":
+        return
+    deadline = time.monotonic() + timeout
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except (socket.timeout, TimeoutError):
+        raise M2mError(f"no dask scheduler at {address}: it accepted no connection within {timeout:g} s; "
+                       f"{_start_it(address)}") from None
+    except OSError as exc:
+        raise M2mError(f"cannot reach the dask scheduler at {address} ({exc.strerror or type(exc).__name__}); "
+                       f"{_start_it(address)}") from None
+    with sock:
+        if scheme != "tcp":
+            return
+        try:
+            sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            sock.sendall(_handshake_message())
+        except OSError:
+            pass   # a server that hung up is told apart by what it sent, below
+        head = _recv_exactly(sock, 8, deadline)
+        if head is None:
+            raise M2mError(f"{address} accepted a connection but sent nothing within {timeout:g} s, as a dask "
+                           f"scheduler does at once: it is not one (pass the scheduler's address, port 8786 by "
+                           f"default)")
+        if not head:
+            raise M2mError(f"{address} accepted a connection and closed it without a word, which a dask scheduler "
+                           f"does not do: it is not one (pass the scheduler's address, port 8786 by default)")
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+        body = _recv_exactly(sock, n, deadline) if 16 <= n <= _HANDSHAKE_MAX_BYTES else None
+        frames = struct.unpack_from("<Q", body)[0] if body is not None and len(body) == n else 0
+        if not (1 <= frames <= 64 and 8 * (1 + frames) <= n):
+            raise M2mError(f"{address} answered {bytes(head[:8])!r}..., not a dask scheduler's handshake (another "
+                           f"server listens there, e.g. HTTP); pass the scheduler's address (port 8786 by default)")
+
+
+def connect_scheduler(address: str, timeout: float | None = None) -> Any:
+    """A dask Client of the scheduler at ``address``, after :func:`probe_scheduler`; whatever goes
+    wrong while connecting is one line naming the address."""
+    from dask.distributed import Client
+
+    timeout = SCHEDULER_TIMEOUT_S if timeout is None else float(timeout)
+    probe_scheduler(address, timeout)
+    try:
+        return Client(address, timeout=f"{timeout:g}s")
+    except Exception as exc:  # dask raises OSError, TimeoutError, ValueError, MemoryError, CommClosedError...
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise M2mError(f"cannot connect to the dask scheduler at {address} ({type(exc).__name__}"
+                       f"{': ' + first if first else ''}); {_start_it(address)}") from None
+
+
 @contextlib.contextmanager
 def dask_client(workers: int | None = None, scheduler: str | None = None) -> Iterator[tuple[Any, int | None]]:
     """(client, torch threads per task): a new local cluster of ``workers`` processes, or the
@@ -110,11 +261,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
     except ImportError:  # pragma: no cover - dask[distributed] is a dependency
         raise M2mError("distributed translation needs dask.distributed: pip install 'dask[distributed]'") from None
     if scheduler:
-        try:
-            client = Client(scheduler, timeout="30s")
-        except (OSError, TimeoutError) as exc:
-            raise M2mError(f"cannot reach the dask scheduler at {scheduler} ({type(exc).__name__}); start it with "
-                           f"`dask scheduler` and workers with `dask worker {scheduler}`") from None
+        client = connect_scheduler(scheduler)
         try:
             yield client, None
         finally:
@@ -160,5 +307,6 @@ def run_on_client(client: Any, threads: int | None, g: nn.Module, f: nn.Module,
     return results
 
 
-__all__ = ["ModelSpec", "build_from_spec", "cached_model", "dask_client", "local_threads", "model_spec", "run_on_client",
-           "run_shard"]
+__all__ = ["SCHEDULER_SCHEMES", "SCHEDULER_TIMEOUT_S", "ModelSpec", "build_from_spec", "cached_model",
+           "connect_scheduler", "dask_client", "local_threads", "model_spec", "parse_scheduler_address",
+           "probe_scheduler", "run_on_client", "run_shard"]

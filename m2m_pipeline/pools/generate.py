@@ -86,6 +86,7 @@ def pool_attrs(*, data: PreparedData, plan: EpochPlan, cfg: TranslationConfig, s
         "summary": {"n_slots": len(plan), "n_attempts": int(n_attempts), "n_accepted": counts["accepted"],
                     "reasons": counts},
         "package_version": __version__,
+        "store": cfg.store,   # params.yaml pools.store: whose x* the pool keeps (all, or accepted rows only)
     }
 
 
@@ -100,7 +101,7 @@ def write_pool(out: str | Path, *, data: PreparedData, plan: EpochPlan, cfg: Tra
                     rows_per_shard=cfg.rows_per_shard,
                     class_names=data.class_names) as writer:
         writer.write_plan(plan.order, plan.attempt, plan.aug)
-        writer.write_rows(0, encode_rows(rows, data))   # x* stored compactly (pools/codec.py)
+        writer.write_rows(0, encode_rows(rows, data, cfg.store))   # x* stored compactly (pools/codec.py)
         attrs = pool_attrs(data=data, plan=plan, cfg=cfg, seed=seed, g_hash=g_hash, f_hash=f_hash, counts=counts,
                            n_attempts=n)
         attrs.update(provenance or {})

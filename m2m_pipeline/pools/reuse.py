@@ -18,7 +18,7 @@ from ..store import Pool, open_pool
 from ..utils import M2mError
 from .codec import read_x
 from .draws import seed_inputs
-from .rules import RULE_COLUMNS, apply_rule, check_rule
+from .rules import RULE_COLUMNS, apply_rule, check_rule, refuse_unstored
 
 
 class Swap(NamedTuple):
@@ -78,14 +78,16 @@ def read_pool_x(pool: Pool, rows: np.ndarray, data: PreparedData) -> np.ndarray:
 
 
 def read_swaps(path: str | Path, data: PreparedData, *, rule: str = "accepted", seed: int | None = None,
-               rule_params: Mapping[str, Any] | None = None,
+               rule_params: Mapping[str, Any] | None = None, method: str | None = None,
                **expected: Any) -> tuple[EpochPlan, EpochSwaps, dict[str, int]]:
     """Read an epoch's plan and the swaps that ``rule`` takes from its rows.
 
     ``expected`` provenance (``dataset_fingerprint`` always, ``seed`` when given) is compared with
     the pool's attributes first; the seed also keys the random relabelling of ``rule="rand"``.
     Returns (plan, EpochSwaps, counts) where counts has ``n_attempts`` (stored rows), ``n_used``
-    (rows the rule uses) and ``n_accepted`` (rows M2m's own rule accepted).
+    (rows the rule uses) and ``n_accepted`` (rows M2m's own rule accepted). A pool written with
+    ``pools.store: accepted`` refuses a rule that needs rejected rows' x* (one-line M2mError naming
+    ``method`` when given).
     """
     check_rule(rule, rule_params)
     pool = open_pool(path)
@@ -94,10 +96,14 @@ def read_swaps(path: str | Path, data: PreparedData, *, rule: str = "accepted", 
               **expected}
     check_provenance(pool, **checks)
     attrs = pool.attrs
+    store, run = str(attrs.get("store", "all")), str(attrs.get("run", attrs.get("method", "M2m")))
+    refuse_unstored(pool.path, rule, store, method=method, run=run)
     plan = pool_plan(pool)
     cols = pool.rows(RULE_COLUMNS)
     outcome = apply_rule(rule, cols, attrs, num_classes=data.num_classes, seed=int(attrs["seed"]), epoch=plan.epoch,
                          rule_params=rule_params)
+    refuse_unstored(pool.path, rule, store, method=method, run=run,
+                    rows_needed=int(np.count_nonzero(outcome.used & ~outcome.clean & ~np.asarray(cols["accepted"]))))
     used = np.flatnonzero(outcome.used)
     clean = outcome.clean[used]
     xs = np.empty((len(used), *data.input_shape), np.float32)

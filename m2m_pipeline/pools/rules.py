@@ -37,6 +37,9 @@ RULES = ("accepted", "clean", "rand", "no_reject", "no_reject_no_gamma", "no_gam
 # Columns a rule reads; the pool's x is read only for the rows a rule uses.
 RULE_COLUMNS = ("slot", "target", "seed_class", "seed_index", "seed_aug", "u_beta", "prob_g", "loss_g",
                 "accepted", "reason")
+# Rules that train on the x* of rows M2m rejected: a ``pools.store: accepted`` pool cannot serve
+# them (``gamma`` can need them too, with a more lenient gamma: read_swaps checks the rows it uses).
+NEEDS_REJECTED_X = ("no_reject", "no_reject_no_gamma", "no_gamma")
 # Attempts that never produced a usable x*: no seed in the batch, NaN/inf, or far outside the data range.
 _UNUSABLE = tuple(REASONS[name] for name in ("non_finite", "no_seed", "out_of_range") if name in REASONS)
 
@@ -61,6 +64,19 @@ def check_rule(rule: str, rule_params: Mapping[str, Any] | None = None) -> None:
             raise M2mError("pool rule 'gamma' needs a gamma value (ablation_params.M2m-Gamma.gamma)")
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not np.isfinite(gamma) or gamma < 0:
             raise M2mError(f"pool rule 'gamma': gamma must be a finite number >= 0, got {gamma!r}")
+
+
+def refuse_unstored(path: Any, rule: str, store: str, *, method: str | None = None, run: str = "M2m",
+                    rows_needed: int | None = None) -> None:
+    """One-line M2mError when a pool of ``store`` (``pools.store``) lacks x* that ``rule`` trains
+    on: always for :data:`NEEDS_REJECTED_X` on an accepted-only pool; for another rule when
+    ``rows_needed`` (its used rows that were not accepted, whose x* it would read) is not 0."""
+    if store != "accepted" or rule == "clean":
+        return
+    if rule in NEEDS_REJECTED_X or rows_needed:
+        who = f"{method} (rule {rule!r})" if method else f"pool rule {rule!r}"
+        raise M2mError(f"pool {path} stores x* of accepted rows only (pools.store: accepted) but {who} trains on "
+                       f"rejected rows' x*; generate {run}'s pools again with pools.store: all")
 
 
 def random_other_labels(target: np.ndarray, seed_class: np.ndarray, slot: np.ndarray, num_classes: int,
@@ -103,8 +119,8 @@ def apply_rule(rule: str, rows: Mapping[str, np.ndarray], attrs: Mapping[str, An
     def beta_ok() -> np.ndarray:
         beta = params.get("beta") if isinstance(params, Mapping) else None
         if (isinstance(beta, bool) or not isinstance(beta, (int, float)) or not np.isfinite(beta)
-                or not 0.0 < beta < 1.0):
-            raise M2mError(f"pool attribute params.beta must be a finite number in (0, 1), got {beta!r}")
+                or not 0.0 <= beta < 1.0):   # eq. (3): beta in [0, 1), as params.py and POOL_SCHEMA
+            raise M2mError(f"pool attribute params.beta must be a finite number in [0, 1), got {beta!r}")
         ok = np.zeros(n, dtype=bool)
         ok[usable] = passes_beta(rows["u_beta"][usable], counts, seed_class[usable], target[usable],
                                  float(beta))
@@ -132,4 +148,5 @@ def apply_rule(rule: str, rows: Mapping[str, np.ndarray], attrs: Mapping[str, An
     return RuleOutcome(used=used, label=label.astype(np.int64), clean=clean)
 
 
-__all__ = ["RULES", "RULE_COLUMNS", "RuleOutcome", "apply_rule", "check_rule", "random_other_labels"]
+__all__ = ["NEEDS_REJECTED_X", "RULES", "RULE_COLUMNS", "RuleOutcome", "apply_rule", "check_rule",
+           "random_other_labels", "refuse_unstored"]

@@ -86,13 +86,15 @@ def translate_shard(g: nn.Module, f: nn.Module, data: PreparedData, draws: SlotD
     reason counts. Runs in this process or on a dask worker (pools/backends.py)."""
     rows = translate_rows(g, f, data, draws, slice(index * shard_rows, (index + 1) * shard_rows), translator,
                           cfg, seed, epoch)
-    return commit_shard(rows, data, work, index)
+    return commit_shard(rows, data, work, index, store=cfg.store)
 
 
-def commit_shard(rows: dict[str, np.ndarray], data: PreparedData, work: str | Path, index: int) -> dict[str, int]:
-    """Encode translated rows (exact x*, decisions taken) and write and commit them as shard ``index``."""
+def commit_shard(rows: dict[str, np.ndarray], data: PreparedData, work: str | Path, index: int,
+                 store: str = "all") -> dict[str, int]:
+    """Encode translated rows (exact x*, decisions taken) and write and commit them as shard
+    ``index``; ``store`` is ``pools.store`` (``accepted``: x* of the accepted rows only)."""
     counts = reason_counts(rows["reason"])
-    write_pool_shard(work, index, encode_rows(rows, data), counts)
+    write_pool_shard(work, index, encode_rows(rows, data, store), counts)
     return counts
 
 

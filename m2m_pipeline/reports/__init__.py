@@ -16,7 +16,8 @@ from ..utils import lazy_exports
 _EXPORTS = {
     "PAPER": "paper_tables", "PAPER_ABLATIONS": "paper_tables", "TABLE_OF": "paper_tables",
     "paper_key": "paper_tables", "paper_numbers": "paper_tables",
-    "load_metrics_dir": "aggregate", "method_order": "aggregate", "seed_and_method_of": "aggregate",
+    "load_metrics_dir": "aggregate", "method_order": "aggregate", "read_metrics_file": "aggregate",
+    "seed_and_method_of": "aggregate",
     "select_metrics_files": "aggregate", "summarize": "aggregate", "m2m_against_strongest": "aggregate",
     "strongest_line": "aggregate",
     "flat_summary": "tables", "report_tables": "tables", "write_report": "tables", "write_summary": "tables",

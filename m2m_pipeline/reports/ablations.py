@@ -21,7 +21,9 @@ def ablation_report(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Map
     """Rows in the style of Tables 3-5: Major, Minor, bACC and GM (mean ± std over seeds) of M2m's
     ablations and the baselines the paper lists beside them, each with its relative gap to
     ``reference`` (Δ = (ours - M2m) / M2m, in %, as the paper's tables); on CIFAR-LT-10 at rho = 100
-    the paper's values and gaps stand beside ours."""
+    the paper's values and gaps stand beside ours. A re-deciding ablation's "table" cell names the
+    mode that produced its rows ("mode reuse": M2m's stored rows re-decided; "mode fresh":
+    translated with its own f, the paper's definition)."""
     summary = summarize(results, dataset=dataset, rho=rho, which=which)
     if reference not in summary:
         raise M2mError(f"the ablation table compares with {reference}, but no {reference} run was evaluated; "
@@ -53,6 +55,8 @@ def ablation_report(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Map
         table = spec.paper_table if spec is not None and spec.paper_table else (
             f"variant of {spec.variant_of}" if spec is not None and spec.variant_of else
             "Table 4" if m == "RS" else "Table 5" if m == "DRS" else "-")
+        if r.get("ablation_mode"):   # reuse: M2m's rows re-decided; fresh: translated with its own f
+            table += f"; mode {r['ablation_mode']}"
         # a variant (M2m-Rand, M2m-No-Reject-No-Gamma) has no paper value beside it
         pr = {} if spec is not None and spec.variant_of else paper.get(m, {})
 

@@ -12,7 +12,6 @@ validation bACC, the authors' rule; or ``last``).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -20,8 +19,9 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..errors import M2mError
-from ..layout import metrics_file, parse_run_name
+from ..layout import dataset_matches, metrics_file, parse_run_name
 from ..training.methods import get_method, list_methods
+from ..utils import read_json
 from .paper_tables import paper_numbers
 
 METRICS = ("bacc", "gm", "major", "minor")
@@ -55,6 +55,67 @@ def select_metrics_files(folder: str | Path, methods: Iterable[str], seeds: Iter
     return kept, ignored, missing
 
 
+# what every reader of a metrics file (report, table, the ablation table) takes from each checkpoint
+_TEST_KEYS = ("bacc", "gm", "major", "minor")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _json_type(v: Any) -> str:
+    return ("null" if v is None else "a boolean" if isinstance(v, bool) else "a number" if _is_number(v)
+            else "a string" if isinstance(v, str) else "a list" if isinstance(v, list) else "an object")
+
+
+def _metrics_problem(result: Any) -> str | None:
+    """What makes ``result`` not a metrics record of evaluate_run, or None."""
+    if not isinstance(result, dict):
+        return f"it holds {_json_type(result)}, not an object"
+    missing = [k for k in ("best_val", "last") if k not in result]
+    if missing:
+        return f"it has no {'/'.join(missing)} key{'s' if len(missing) > 1 else ''}"
+    for which in ("best_val", "last"):
+        sel = result[which]
+        if not isinstance(sel, dict):
+            return f"{which} is {_json_type(sel)}, not an object"
+        for split in ("test", "val"):
+            if not isinstance(sel.get(split), dict):
+                return f"{which}.{split} is missing or not an object"
+        for key in _TEST_KEYS + ("gm_corrected",):
+            v = sel["test"].get(key)
+            if (key in _TEST_KEYS or v is not None) and not _is_number(v):
+                return f"{which}.test.{key} should be a number, not {v!r}"[:160]
+        if not _is_number(sel["val"].get("bacc")):
+            return f"{which}.val.bacc should be a number, not {sel['val'].get('bacc')!r}"[:160]
+        recalls = sel["test"].get("per_class_recall", [])
+        if not isinstance(recalls, list) or not all(_is_number(v) for v in recalls):
+            return f"{which}.test.per_class_recall should be a list of numbers"
+    for key, kind, word in (("method", str, "a string"), ("dataset", str, "a string"), ("seed", int, "an integer")):
+        v = result.get(key)
+        if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
+            return f"{key} should be {word}, not {v!r}"[:160]
+    return None
+
+
+def read_metrics_file(path: str | Path) -> dict[str, Any]:
+    """The metrics record of evaluate_run in the file ``path``, checked before any reader uses it
+    (``report``, ``table``, the ablation table): valid JSON (nesting bounded), an object with
+    ``best_val`` and ``last``, each with ``val``/``test`` objects whose metrics are numbers. A file
+    that is not is a one-line M2mError naming it, never a JSONDecodeError, TypeError or KeyError."""
+    path = Path(path)
+    try:
+        result = read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise M2mError(f"metrics file {path} cannot be read as JSON ({type(exc).__name__}); evaluate the run "
+                       f"again (m2m-pipeline evaluate) or delete the file") from None
+    problem = _metrics_problem(result)
+    if problem is not None:
+        raise M2mError(f"{path} is not a metrics file of evaluate_run: {problem}; evaluate the run again "
+                       f"(m2m-pipeline evaluate) or delete the file")
+    return result
+
+
 def load_metrics_dir(folder: str | Path, dataset: str | None = None, *,
                      files: Iterable[Path] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every ``*.json`` of ``folder`` (or only ``files``) grouped by method (each result gets its
@@ -66,13 +127,8 @@ def load_metrics_dir(folder: str | Path, dataset: str | None = None, *,
     grouped: dict[str, list[dict[str, Any]]] = {}
     origin: dict[tuple[str, int | None], Path] = {}
     for path in sorted(folder.glob("*.json")) if files is None else sorted(files):
-        try:
-            result = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise M2mError(f"metrics file {path} cannot be read as JSON ({type(exc).__name__})") from None
-        if not isinstance(result, dict) or "best_val" not in result or "last" not in result:
-            raise M2mError(f"{path} is not a metrics file of evaluate_run (no best_val/last keys)")
-        if dataset is not None and result.get("dataset") not in (None, dataset):
+        result = read_metrics_file(path)
+        if dataset is not None and result.get("dataset") is not None and not dataset_matches(result["dataset"], dataset):
             raise M2mError(f"{path} holds metrics of dataset {result.get('dataset')!r}, not {dataset!r}")
         method, seed = seed_and_method_of(path, result)
         if (method, seed) in origin:
@@ -134,6 +190,9 @@ def summarize(results: Iterable[Mapping[str, Any]] | Mapping[str, list[Mapping[s
             [r[which][split].get("gm_corrected") for r in runs])
         for key, value in paper.get(method, {}).items():
             row[f"paper_{key}"] = value
+        modes = sorted({str(r["ablation_mode"]) for r in runs if r.get("ablation_mode")})
+        if modes:   # a re-deciding ablation: how its rows were made (reuse | fresh)
+            row["ablation_mode"] = modes[0] if len(modes) == 1 else "mixed: " + ", ".join(modes)
         out[method] = row
     return out
 
@@ -198,5 +257,5 @@ def _is_ablation(name: str) -> bool:
         return False
 
 
-__all__ = ["METRICS", "load_metrics_dir", "m2m_against_strongest", "method_order", "seed_and_method_of",
-           "select_metrics_files", "strongest_line", "summarize"]
+__all__ = ["METRICS", "load_metrics_dir", "m2m_against_strongest", "method_order", "read_metrics_file",
+           "seed_and_method_of", "select_metrics_files", "strongest_line", "summarize"]

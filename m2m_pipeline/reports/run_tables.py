@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import M2mError
-from ..evaluation import load_results, results_table
+from ..evaluation import results_table
+from .aggregate import read_metrics_file, seed_and_method_of
 
 RUN_TABLE_TITLES = {"best_val": "at the epoch of best validation bACC (the authors' selection rule)",
                     "last": "at the last epoch"}
@@ -23,7 +24,11 @@ def run_tables(files: Iterable[str | Path], *, which: str = "both") -> dict[str,
     """{checkpoint: :func:`run_table` of the metrics ``files``} for ``which`` (best_val, last or both)."""
     if which not in ("best_val", "last", "both"):
         raise M2mError(f"--which must be best_val, last or both, got {which!r}")
-    results = load_results(list(files))
+    results = []
+    for path in files:   # each checked as report checks it: a malformed file is one line naming it
+        result = read_metrics_file(path)
+        method, seed = seed_and_method_of(Path(path), result)
+        results.append({**result, "method": method, "seed": seed})
     return {w: run_table(results, which=w) for w in (("best_val", "last") if which == "both" else (which,))}
 
 

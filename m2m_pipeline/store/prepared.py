@@ -124,6 +124,19 @@ def prepared_fingerprint(path: str | Path) -> str | None:
         return None
 
 
+def prepared_summary(path: str | Path, why: str = "") -> dict[str, Any]:
+    """``input_kind``, ``n_train`` (training samples), ``input_shape`` and ``num_classes`` of the
+    complete prepared dataset at ``path``, from its attributes alone (no array is read). ``why``
+    ends the one-line error of a missing one."""
+    path = Path(path)
+    if not path.exists():
+        raise M2mError(f"no prepared dataset at {path}{'; ' + why if why else ''}")
+    group, a = _open(path)
+    shape = tuple(int(s) for s in group["train/x"].shape)
+    return {"input_kind": a["input_kind"], "n_train": int(sum(a["class_counts"])), "input_shape": list(shape[1:]),
+            "num_classes": len(a["class_names"])}
+
+
 def read_prepared(path: str | Path) -> PreparedData:
     """The prepared dataset at ``path``, checked as :func:`~.zarr_io.open_complete` says and against
     :data:`PREPARED_SCHEMA`; every chunk verified against its crc32c, the labels in range and the

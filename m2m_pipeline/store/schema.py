@@ -1,4 +1,4 @@
-"""Attribute schemas: one a kind of group (``pool_format.POOL_SCHEMA``, ``prepared.PREPARED_SCHEMA``),
+"""Attribute schemas: one a kind of group (``pool_schema.POOL_SCHEMA``, ``prepared.PREPARED_SCHEMA``),
 checked when the folder is opened, so a value of the wrong type or range or a missing key is a
 one-line M2mError naming the attribute, never a ValueError / KeyError / ZeroDivisionError deep in a
 reader. Nesting depth is bounded before any of it is parsed (utils.load_json), so every walk here is

@@ -38,7 +38,7 @@ def load_experiment(dataset: str, *, params_path: str | Path = "params.yaml",
     params = load_params(params_path)
     data = create_dataset(dataset, data_root=data_root or params.get("data_root"),
                           **prepare_options(params, dataset))
-    return params, data, preset_for(params, dataset)
+    return params, data, preset_for(params, dataset, prepared=data)
 
 
 @dataclass
@@ -86,7 +86,7 @@ def warm_losses_for(methods: list[str]) -> tuple[str, ...]:
 def run_method(data: PreparedData, preset: Preset, models: SeedModels, method: str, *, name: str | None = None,
                m2m: TranslationConfig | None = None, options: FitOptions | None = None,
                keep_pools: bool = False, progress: bool = False, reused_pools: str | Path | None = None,
-               method_params: dict[str, Any] | None = None) -> dict[str, Any]:
+               method_params: dict[str, Any] | None = None, mode: str | None = None) -> dict[str, Any]:
     """Train ``method`` for the seed of ``models`` and evaluate it.
 
     The run is ``models.layout.run(name, seed)`` (``name``: the method's, or another to keep
@@ -95,19 +95,21 @@ def run_method(data: PreparedData, preset: Preset, models: SeedModels, method: s
     translating method writes its pools to ``layout.pools(name, seed)``, deleted afterwards unless
     ``keep_pools`` (Reuters: about 20 MB an epoch); an ablation that reuses pools reads
     ``reused_pools`` (default: the layout's pools of the run it re-decides, M2m of the seed);
-    M2m-Ensemble's second classifier is the seed's ERM run in the layout.
+    M2m-Ensemble's second classifier is the seed's ERM run in the layout. ``mode`` ("reuse" |
+    "fresh"): how a re-deciding ablation gets its rows (MethodSpec.in_mode; give ``name`` to keep
+    both modes' runs apart).
     """
-    spec = get_method(method)
+    spec = get_method(method, mode)
     name = name or method
     layout = models.layout
     out_dir, pools = layout.run(name, models.seed), layout.pools(name, models.seed)
-    inputs = method_inputs(layout, method, models.seed)
+    inputs = method_inputs(layout, method, models.seed, mode)
     t = time.perf_counter()
     result = train_method(data, preset, method=method, seed=models.seed, out_dir=out_dir,
                           warm_dir=models.warm[spec.warm] if spec.warm else None, g_path=models.g_path,
                           g2_path=inputs["g2_path"], m2m=m2m, pools_dir=pools,
                           reused_pools=reused_pools if reused_pools is not None else inputs["reused_pools"],
-                          method_params=method_params, options=options, progress=progress)
+                          method_params=method_params, options=options, mode=mode, progress=progress)
     seconds = time.perf_counter() - t
     if spec.translate and not keep_pools:
         shutil.rmtree(pools, ignore_errors=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ class MethodSpec:
     # -- what an M2m-style method takes from its pools (pools/rules.py); ablations differ only here --
     pool_rule: str = "accepted"        # accepted | clean | rand | no_reject | no_reject_no_gamma | no_gamma | gamma
     reuse: str | None = None           # read this method's pools instead of translating (no g, no translation)
+    fresh: bool = False                # a re-deciding ablation in mode "fresh": it translates (see in_mode)
     generator: str = "g"               # translate with: g | self (f itself, M2m-Self) | ensemble (g + ERM f)
     m2m_overrides: tuple[tuple[str, Any], ...] = ()  # translation parameters fixed by the method (lam=0)
     seed_subset: int | None = None     # seeds of class k0 only from a fixed subset of this size (Table 3)
@@ -73,6 +74,36 @@ class MethodSpec:
         return self.translate or self.reuse is not None
 
     @property
+    def redecides(self) -> bool:
+        """An ablation defined by a rule over M2m's rows (M2m-Clean, M2m-Rand, M2m-No-Reject, ...):
+        it has two modes, ``reuse`` and ``fresh`` (:data:`ABLATION_MODES`)."""
+        return self.reuse is not None or self.fresh
+
+    @property
+    def mode(self) -> str | None:
+        """``reuse`` / ``fresh`` for a re-deciding ablation, None for every other method."""
+        return "fresh" if self.fresh else "reuse" if self.reuse is not None else None
+
+    def in_mode(self, mode: str | None) -> "MethodSpec":
+        """This re-deciding ablation in ``mode`` (None: as registered, i.e. ``reuse``).
+
+        - ``reuse``: re-decide the stored rows of M2m's pools of the seed (no translation: the x*,
+          their draws and g's outputs are M2m's, translated with M2m's f).
+        - ``fresh``: translate each deferred epoch with the ablation's own f (as M2m translates),
+          then apply the same rule to those rows: the paper's definition. The same spec with
+          ``translate=True``, ``reuse=None``, so the translating run (jobs/m2m.py) trains it."""
+        if mode is None or mode == self.mode:
+            return self
+        if mode not in ABLATION_MODES:
+            raise M2mError(f"unknown ablation mode {mode!r} for {self.name}; known: {', '.join(ABLATION_MODES)}")
+        if not self.redecides:
+            raise M2mError(f"{self.name} does not re-decide M2m's rows: it has no {mode!r} mode "
+                           f"(modes are for {', '.join(n for n, s in _METHODS.items() if s.redecides)})")
+        if mode == "fresh":
+            return replace(self, reuse=None, translate=True, fresh=True)
+        return _METHODS[self.name]
+
+    @property
     def is_ablation(self) -> bool:
         return bool(self.paper_table) or bool(self.variant_of) or self.online
 
@@ -89,6 +120,9 @@ class MethodSpec:
 
 
 _METHODS: dict[str, MethodSpec] = {}
+# How a re-deciding ablation gets its rows (MethodSpec.in_mode; params.yaml ``ablations.reuse`` /
+# ``ablations.fresh``).
+ABLATION_MODES = ("reuse", "fresh")
 
 
 def register_method(spec: MethodSpec) -> MethodSpec:
@@ -102,11 +136,14 @@ def list_methods() -> list[str]:
     return list(_METHODS)
 
 
-def get_method(name: str) -> MethodSpec:
+def get_method(name: str, mode: str | None = None) -> MethodSpec:
+    """The registered spec of ``name``; with ``mode`` ("reuse" | "fresh", re-deciding ablations
+    only), that ablation in that mode (:meth:`MethodSpec.in_mode`)."""
     try:
-        return _METHODS[name]
+        spec = _METHODS[name]
     except KeyError:
         raise M2mError(f"unknown method {name!r}; known: {', '.join(_METHODS)}") from None
+    return spec.in_mode(mode)
 
 
 # ERM is deferred-compatible: its plan is a pure function of (seed, epoch), so continuing the warm

@@ -466,3 +466,139 @@ def test_embedding_view_finds_the_tokens_on_real_twitter(tmp_path):
         assert it["near_x_star"][0][1] == pytest.approx(1.0, abs=1e-3)  # x* is stored on a grid (codec)
     out, _ = browse.show_pool(tmp_path / "p", data, tmp_path / "tokens.md", limit=2)
     assert "| nearest to x0 | nearest to x* |" in out.read_text()
+
+
+# -- hostile --out and hostile class names (issue 20, items 6 and 12) ------------------------------
+
+def _one_line(code, err, *needles):
+    assert code == 2 and err.startswith("error: ") and err.strip().count("\n") == 0, (code, err)
+    for n in needles:
+        assert n in err, (n, err)
+
+
+def _tree(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_browser_out_refuses_foreign_folders_files_and_other_extensions(pool_tree, capsys, tmp_path):
+    run = pool_tree / "pools/digits/M2m-seed0"
+    prep = ["--prepared", pool_tree / "data/prepared/digits"]
+    # a folder of the user's own files, holding the names the browser writes: refused, untouched
+    for cmd, name in (("report", "index.html"), ("stats", "heatmap.png")):
+        mine = tmp_path / f"mine-{cmd}"
+        mine.mkdir()
+        (mine / name).write_text("my own")
+        code, _, err = _run_cli(["pools", cmd, run, "--out", mine, *prep], capsys)
+        _one_line(code, err, str(mine), "not empty and does not hold a pool browser output")
+        assert _tree(mine) == {name: b"my own"}
+    # a file where the folder should be, or above it: one line, not a FileExistsError
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for cmd, out in (("report", afile), ("stats", afile / "sub"), ("show", afile / "rows.png")):
+        code, _, err = _run_cli(["pools", cmd, run, "--out", out, *prep], capsys)
+        _one_line(code, err, "is a file")
+        assert afile.read_text() == "x"
+    # an extension pools show does not write: one line listing those it does, before the pool is read
+    code, _, err = _run_cli(["pools", "show", tmp_path / "no-such-run", "--out", tmp_path / "rows.bmpx"], capsys)
+    _one_line(code, err, "'.bmpx'", ".png, .svg, .pdf, .md, .txt")
+    code, _, err = _run_cli(["pools", "show", run, "--out", tmp_path / "rows.md", *prep], capsys)
+    _one_line(code, err, "the image view of pools show writes .png, .svg, .pdf files, not '.md'")
+    assert not (tmp_path / "rows.md").exists()
+    # a folder, or a file pools show did not write: refused; its own file is replaced
+    code, _, err = _run_cli(["pools", "show", run, "--out", tmp_path, *prep], capsys)
+    _one_line(code, err, "is a folder")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG my photo")
+    code, _, err = _run_cli(["pools", "show", run, "--out", tmp_path / "photo.png", *prep], capsys)
+    _one_line(code, err, "was not written by pools show")
+    assert (tmp_path / "photo.png").read_bytes() == b"\x89PNG my photo"
+    for _ in range(2):
+        code, _, err = _run_cli(["pools", "show", run, "--limit", 2, "--out", tmp_path / "grid.svg", *prep], capsys)
+        assert code == 0, err
+    # the browser's own folders are rewritten, by either command
+    ours = tmp_path / "ours"
+    for cmd in ("stats", "report", "report"):
+        code, _, err = _run_cli(["pools", cmd, run, "--out", ours, *prep], capsys)
+        assert code == 0, err
+    assert {"index.html", "heatmap.png", "epochs.png", browse.BROWSER_MARKER} == set(_tree(ours))
+
+
+def test_browser_writes_every_file_atomically_on_a_full_disk(pool_tree, capsys, monkeypatch, tmp_path):
+    """ENOSPC half-way through each write: the old index.html, heatmap.png and show PNG stay whole,
+    no temporary file is left, and the command ends in one line."""
+    import errno
+    import pathlib
+
+    import matplotlib.figure
+
+    run = pool_tree / "pools/digits/M2m-seed0"
+    prep = ["--prepared", pool_tree / "data/prepared/digits"]
+    out, grid = tmp_path / "report", tmp_path / "grid.png"
+    assert _run_cli(["pools", "report", run, "--out", out, *prep], capsys)[0] == 0
+    assert _run_cli(["pools", "show", run, "--limit", 2, "--out", grid, *prep], capsys)[0] == 0
+    before, grid_before = _tree(out), grid.read_bytes()
+    real_savefig, real_write_bytes = matplotlib.figure.Figure.savefig, pathlib.Path.write_bytes
+
+    def full_disk(path, data):
+        with open(path, "wb") as fh:
+            fh.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    def savefig_fills_the_disk(fig, fname, **kw):
+        import io
+
+        buf = io.BytesIO()
+        real_savefig(fig, buf, **kw)
+        full_disk(fname, buf.getvalue())
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig_fills_the_disk)
+    code, _, err = _run_cli(["pools", "report", run, "--out", out, *prep], capsys)
+    _one_line(code, err, "no space left on device")
+    code, _, err = _run_cli(["pools", "show", run, "--limit", 2, "--out", grid, *prep], capsys)
+    _one_line(code, err, "no space left on device")
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", real_savefig)
+
+    def index_fills_the_disk(self, data):
+        if self.name.startswith("index.html"):
+            full_disk(self, data)
+        return real_write_bytes(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", index_fills_the_disk)
+    code, _, err = _run_cli(["pools", "report", run, "--out", out, *prep], capsys)
+    _one_line(code, err, "no space left on device")
+    assert set(_tree(out)) == set(before)                     # no temporary file left
+    for name in ("index.html", "heatmap.png", "epochs.png"):  # the old files whole
+        assert _tree(out)[name] == before[name], name
+    assert grid.read_bytes() == grid_before and sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "report"]
+
+
+def test_pools_show_markdown_escapes_class_names_and_words(tmp_path):
+    """Class names and vocabulary come from the data: the markdown of pools show (and of pools
+    stats) shows them as text, as the HTML report does, and a `|` does not split a cell."""
+    from dataclasses import replace
+
+    from m2m_pipeline.datasets import PreparedData, Split
+
+    names = ["<script>alert(1)</script>", "a|b"]
+    train = Split(np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 1, 1]], np.float32), np.array([0, 0, 1]))
+    data = PreparedData(name="toy", class_names=names, train=train, val=train, test=train, input_kind="vector",
+                        input_range=(0.0, 1.0), mean=[0.0], std=[1.0], augment={}, preset="text",
+                        meta={"vocabulary": ["<img src=x onerror=alert(1)>", "gold|x", "price"]})
+    data = replace(data, fingerprint=data.compute_fingerprint())
+    with PoolWriter(tmp_path / "p", n_rows=1, input_shape=(4,), input_kind="vector", rows_per_shard=1) as w:
+        w.write_rows(0, {"slot": np.array([0]), "target": np.array([1], np.int32),
+                         "seed_class": np.array([0], np.int32), "seed_index": np.array([0]),
+                         "seed_aug": np.zeros((1, 3), np.int16),
+                         **_encoded_x(np.array([[0.2, 0.9, 1.0, 0.0]], np.float32), np.array([0]), data),
+                         "loss_g": np.array([0.1], np.float32), "prob_g": np.array([0.95], np.float32),
+                         "u_beta": np.array([0.0]), "accepted": np.array([True]), "reason": np.array([0], np.uint8)})
+        w.finish(tiny_pool_attrs({"slot": [0], "reason": [0], "accepted": [True]}, class_counts=[2, 1],
+                                 dataset="toy", dataset_fingerprint=data.fingerprint, params={"beta": 0.5}))
+    out, _ = browse.show_pool(tmp_path / "p", data, tmp_path / "words.md")
+    text = out.read_text()
+    assert "<script" not in text and "<img" not in text
+    row = next(line for line in text.splitlines() if line.startswith("| 0 |"))
+    assert row == ("| 0 | &lt;script&gt;alert(1)&lt;/script&gt; → a\\|b | 0.95 | accepted | gold\\|x (+0.90) | "
+                   "&lt;img src=x onerror=alert(1)&gt; (-0.80) |")
+    assert row.replace("\\|", "").count("|") == 7   # six cells, as the header
+    stats = browse.format_stats(browse.pool_stats(open_pool(tmp_path / "p"), class_names=names))
+    assert "<script" not in stats and "| &lt;script&gt;alert(1)&lt;/script&gt; → a\\|b | 1 |" in stats

@@ -115,7 +115,7 @@ def test_out_refuses_a_folder_of_other_files(tmp_path, digits, trained):
     ("pretrain_g.seed", "1000", "pretrain_g.seed must be an int >= 0, got '1000'"),
     ("m2m.step_size", float("inf"), "m2m.step_size must be a finite number > 0 and <= 1000, got inf"),
     ("m2m.step_size", 1e30, "m2m.step_size must be a finite number > 0 and <= 1000, got 1e+30"),
-    ("m2m.beta", 1.0, "m2m.beta must be a finite number > 0 and < 1"),
+    ("m2m.beta", 1.0, "m2m.beta must be a finite number >= 0 and < 1"),
     ("m2m.steps", 2.5, "m2m.steps must be an int >= 0 and <= 10000"),
     ("presets.twitter.m2m.gamma", 1.5, "presets.twitter.m2m.gamma must be a finite number in [0, 1] when gamma_on"),
     ("train_f.methods", ["ERM", "Nope"], "train_f.methods[1] is 'Nope', not a known name"),
@@ -310,7 +310,9 @@ def test_pool_larger_than_free_space_is_refused_before_writing(tmp_path, monkeyp
     from m2m_pipeline import utils
 
     need = estimate_pool_bytes(100, (5,))
-    assert need == 100 * (5 * 2 + 53) + (1 << 20)         # int16 x_delta + 53 bytes of row arrays + 1 MiB
+    # int16 x_delta + the other row arrays: slot 8, target 4, seed_class 4, seed_index 8, seed_aug 6,
+    # x_exp 1, loss_g 4, prob_g 4, u_beta 8, accepted 1, reason 1 = 49 bytes; + 1 MiB of metadata
+    assert need == 100 * (5 * 2 + 49) + (1 << 20)
     monkeypatch.setattr(utils.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, need - 1))
     with pytest.raises(M2mError, match=r"pool .* needs about 1\.0 MiB but .* has only 1\.0 MiB free"):
         _tiny_pool(tmp_path / "pool")
@@ -374,7 +376,7 @@ def test_second_writer_is_refused_naming_the_holder(tmp_path):
               "try:\n    with output_lock(sys.argv[1]): pass\n"
               "except M2mError as e:\n    print(e); sys.exit(2)\n")
     with output_lock(out) as lock:
-        assert lock.read_text().strip() == str(os.getpid())
+        assert lock.read_text().splitlines()[0] == str(os.getpid())
         res = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=120)
         assert res.returncode == 2 and f"being written by process {os.getpid()}" in res.stdout
         with pytest.raises(M2mError, match=f"process {os.getpid()}"):   # also within one process
@@ -397,6 +399,94 @@ def test_lock_of_a_killed_writer_is_taken_over(tmp_path):
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
     stale = tmp_path / ".pool.lock"
-    assert stale.read_text().strip() == str(holder.pid)    # the dead writer's lock is still there
+    assert stale.read_text().splitlines()[0] == str(holder.pid)    # the dead writer's lock is still there
     with output_lock(out) as lock:                          # and is taken over
-        assert lock.read_text().strip() == str(os.getpid())
+        assert lock.read_text().splitlines()[0] == str(os.getpid())
+
+
+# -- a --scheduler that is not a dask scheduler: one line, bounded time (issue 20, item 4) ---------
+
+def test_generate_on_a_scheduler_address_that_is_not_one(tmp_path, digits, trained):
+    import socket
+    import threading
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+
+    def answer_400():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(30)
+                try:
+                    conn.recv(4096)
+                    conn.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    pass
+    threading.Thread(target=answer_400, daemon=True).start()
+    address = f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+    _params_file(tmp_path)
+    write_prepared(tmp_path / "data" / "prepared" / "digits", digits)
+    args = ["generate", "--dataset", "digits", "--epoch", "40", "--out", "pool", "--g", str(trained / "g" / "last.pt"),
+            "--f", str(trained / "warm" / "last.pt")]
+    try:
+        start = time.monotonic()
+        res = _cli([*args, "--scheduler", address], tmp_path)
+        took = time.monotonic() - start
+    finally:
+        srv.close()
+    # was: _ArrayMemoryError: Unable to allocate 3.07 EiB
+    _one_line_error(res, address, "b'HTTP/1.0'", "not a dask scheduler")
+    assert took < 120 and not (tmp_path / "pool").exists(), took   # a hang guard; nothing written
+    _params_file(tmp_path, lambda p: p["translate"].update(scheduler="tcp://[::1"))
+    _one_line_error(_cli(args, tmp_path), "'tcp://[::1'", "closing ']'")   # was a ValueError traceback
+
+
+# -- a malformed metrics file: `table` names it in one line, as `report` does (issue 20, item 10) --
+
+@pytest.mark.parametrize("text,needle", [
+    ("[", "cannot be read as JSON (JSONDecodeError)"),
+    ("[1, 2]", "it holds a list, not an object"),
+    (json.dumps({"dataset": "digits", "method": "M2m", "last": {}}), "it has no best_val key"),
+])
+def test_table_and_report_refuse_a_malformed_metrics_file_in_one_line(tmp_path, text, needle):
+    _params_file(tmp_path)
+    folder = tmp_path / "metrics" / "digits"
+    folder.mkdir(parents=True)
+    (folder / "ERM-seed1.json").write_text(json.dumps(_metrics("ERM", 1, 70.0)))
+    (folder / "M2m-seed1.json").write_text(text)
+    bad = "metrics/digits/M2m-seed1.json"
+    _one_line_error(_cli(["table", "--dataset", "digits"], tmp_path), bad, needle)
+    _one_line_error(_cli(["report", "--dataset", "digits", "--all-files"], tmp_path), bad, needle)
+    assert not (tmp_path / "reports").exists()
+
+
+def test_metrics_records_are_checked_deeper_than_their_keys(tmp_path):
+    from m2m_pipeline.reports import read_metrics_file
+    from m2m_pipeline.reports.run_tables import run_tables
+
+    good = _metrics("M2m", 0, 70.0)
+    cases = [
+        ({**good, "best_val": 5}, "best_val is a number, not an object"),
+        ({**good, "last": {**good["last"], "test": [1]}}, "last.test is missing or not an object"),
+        ({**good, "best_val": {**good["best_val"], "test": {**good["best_val"]["test"], "bacc": "x"}}},
+         "best_val.test.bacc should be a number, not 'x'"),
+        ({**good, "best_val": {**good["best_val"], "val": {"bacc": None}}}, "best_val.val.bacc should be a number"),
+        ({**good, "seed": "1"}, "seed should be an integer, not '1'"),
+    ]
+    path = tmp_path / "M2m-seed0.json"
+    for record, needle in cases:
+        path.write_text(json.dumps(record))
+        with pytest.raises(M2mError) as err:
+            run_tables([path])
+        assert needle in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
+    path.write_text("[" * 100_000)   # nested too deep: one line, not a RecursionError
+    with pytest.raises(M2mError, match="cannot be read as JSON"):
+        read_metrics_file(path)
+    path.write_text(json.dumps(good))
+    assert "| M2m (seed 0) | 70.0 |" in run_tables([path], which="best_val")["best_val"]

@@ -1,6 +1,6 @@
 """issue 20 item 13: ``ablation_params`` has one schema for every ablation (params.py, from the
 method registry): unknown keys refused, bools are not numbers, and a pool's ``params.beta`` outside
-(0, 1) is refused where the stored rows are re-decided (pools/rules.py)."""
+[0, 1) (eq. 3) is refused where the stored rows are re-decided (pools/rules.py)."""
 
 from __future__ import annotations
 
@@ -55,11 +55,11 @@ def _rows():
             "accepted": np.ones(n, dtype=bool), "reason": np.zeros(n, dtype=np.int8)}
 
 
-@pytest.mark.parametrize("beta", [2.0, 0.0, True, "x", None, float("nan")])
+@pytest.mark.parametrize("beta", [2.0, 1.0, -0.1, True, "x", None, float("nan")])
 @pytest.mark.parametrize("rule,rule_params", [("no_gamma", None), ("gamma", {"gamma": 0.9})])
 def test_a_pool_beta_outside_0_1_is_refused_where_rows_are_re_decided(beta, rule, rule_params):
     attrs = {"params": {"beta": beta, "gamma_on": "prob"}, "class_counts": [8, 5, 3, 2]}
-    with pytest.raises(M2mError, match=r"pool attribute params\.beta must be a finite number in \(0, 1\)"):
+    with pytest.raises(M2mError, match=r"pool attribute params\.beta must be a finite number in \[0, 1\)"):
         apply_rule(rule, _rows(), attrs, num_classes=4, seed=0, epoch=0, rule_params=rule_params)
     attrs["params"]["beta"] = 0.5
     out = apply_rule(rule, _rows(), attrs, num_classes=4, seed=0, epoch=0, rule_params=rule_params)

@@ -58,3 +58,14 @@ def test_a_folder_datasets_pool_is_read_with_the_prepared_data_prepare_wrote(tmp
     assert not (tmp_path / "data/prepared" / dataset_slug("text:probe_tx")).exists()   # what was looked up before
     path, read = _pool_and_data(pool.parent, None, None)
     assert path == pool and read.fingerprint == data.fingerprint
+
+
+def test_dataset_matches_names_a_byo_dataset_by_kind_or_path():
+    from m2m_pipeline.layout import dataset_matches
+
+    assert dataset_matches("digits", "digits") and not dataset_matches("digits", "reuters")
+    assert dataset_matches("table:rows.csv", "table")                 # the DVC form: kind + data_root
+    assert dataset_matches("table:rows.csv", "table:/data/x/rows.csv")  # the CLI form: the path in the name
+    assert dataset_matches("images:pets", "images:/data/pets/")
+    assert not dataset_matches("images:pets", "images:/data/cars")
+    assert not dataset_matches("table:rows.csv", "images") and not dataset_matches("digits", "images")

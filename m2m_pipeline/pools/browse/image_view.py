@@ -14,6 +14,7 @@ from ...datasets import PreparedData
 from ...store import Pool
 from ...utils import M2mError, save_figure
 from .markup import png_data_uri
+from .output import IMAGE_SUFFIXES, figure_metadata
 from .selection import SHOW_ROW_ARRAYS, class_names_of, decision_of, seeds_and_translations
 from .views import PoolView
 
@@ -73,8 +74,8 @@ def image_grid(pool: Pool, data: PreparedData, idx: np.ndarray, out: str | Path 
     fig.suptitle((title + "\n" if title else "") + f"x0 | x* | x*−x0 (blue −, red +; one scale: ±{scale:.3f})",
                  fontsize=8)
     fig.tight_layout()
-    if out is not None:
-        save_figure(fig, out)
+    if out is not None:   # atomically, signed as pools show's (output.py)
+        save_figure(fig, out, metadata=figure_metadata(out))
     return fig
 
 
@@ -108,6 +109,7 @@ class ImageView(PoolView):
     """Images (CHW inputs): a PNG grid for ``pools show``, a strip per row in the report."""
 
     name = "image"
+    suffixes = IMAGE_SUFFIXES
 
     def accepts(self, data: PreparedData) -> bool:
         return data.input_kind == "image" and len(data.input_shape) == 3

@@ -25,6 +25,13 @@ def table(header: list[str], rows: list[list[Any]], *, left: int = 1, flags: lis
     return "".join(out)
 
 
+def md_cell(value: Any) -> str:
+    """``value`` as text safe in a markdown table cell: HTML escaped (a class name
+    ``<script>alert(1)</script>`` stays text), ``|`` escaped so it does not split the cell, and
+    line breaks as spaces so it does not end the row."""
+    return " ".join(html.escape(str(value), quote=False).replace("|", "\\|").splitlines())
+
+
 def pct(v) -> str:
     """A share as a percentage with one decimal; ``-`` for none or NaN."""
     return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}"
@@ -39,4 +46,4 @@ def file_data_uri(path: str | Path) -> str:
     return png_data_uri(Path(path).read_bytes())
 
 
-__all__ = ["file_data_uri", "pct", "png_data_uri", "table"]
+__all__ = ["file_data_uri", "md_cell", "pct", "png_data_uri", "table"]

@@ -20,6 +20,7 @@ from ...datasets import PreparedData
 from ...store import open_pool
 from .listing import format_size, pool_entry, run_epochs
 from .markup import file_data_uri, pct, table
+from .output import check_out_folder, mark_out_folder, write_text
 from .plots import plot_epoch_rates, plot_heatmap
 from .selection import SHOW_ROW_ARRAYS, select_rows
 from .stats import add_slot_counts, pool_stats
@@ -48,13 +49,15 @@ def class_rows(rows: dict[str, np.ndarray], k: int, per_class: int) -> np.ndarra
 
 def build_pool_report(pool_path: str | Path, data: PreparedData, out_dir: str | Path, *, per_class: int = 8,
                       max_pairs: int = 60) -> Path:
-    """Write ``out_dir/index.html`` for the pool at ``pool_path``; returns its path."""
+    """Write ``out_dir/index.html`` for the pool at ``pool_path``; returns its path. ``out_dir``
+    must be new, empty or the browser's (output.check_out_folder); every file is written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     from ..reuse import check_provenance
 
     pool_path = Path(pool_path)
+    out_dir = check_out_folder(out_dir)
     pool = open_pool(pool_path)
     check_provenance(pool, dataset_fingerprint=data.fingerprint)
     names = list(data.class_names)
@@ -62,8 +65,7 @@ def build_pool_report(pool_path: str | Path, data: PreparedData, out_dir: str | 
     stats = add_slot_counts(pool_stats(pool, class_names=names), pool, data.train.y)
     rows = pool.rows(SHOW_ROW_ARRAYS)
     view = view_for(data)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    mark_out_folder(out_dir, ("index.html", "heatmap.png", "epochs.png"))   # before any file: the folder is ours
     esc = html.escape
     a = pool.attrs
     title = f"Pool {entry.dataset} {entry.method or ''} seed {entry.seed} epoch {entry.epoch}"
@@ -125,9 +127,7 @@ def build_pool_report(pool_path: str | Path, data: PreparedData, out_dir: str | 
             parts.append(grids[k])
         parts.append("</section>")
     parts.append("</body></html>")
-    page = out_dir / "index.html"
-    page.write_text("\n".join(parts), encoding="utf-8")
-    return page
+    return write_text(out_dir / "index.html", "\n".join(parts))
 
 
 __all__ = ["build_pool_report", "class_rows"]

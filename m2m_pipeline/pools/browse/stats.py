@@ -122,11 +122,14 @@ def epoch_rates(run_dir: str | Path) -> dict[str, Any]:
 
 
 def format_stats(stats: dict[str, Any], *, max_pairs: int | None = 40) -> str:
-    """Markdown tables of :func:`pool_stats`: the pairs (most attempts first), then the classes."""
+    """Markdown tables of :func:`pool_stats`: the pairs (most attempts first), then the classes.
+    Class names and the dataset come from the data: escaped (markup.md_cell)."""
+    from .markup import md_cell as esc
+
     def pct(v):
         return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}"
 
-    lines = [f"{stats['dataset']} epoch {stats['epoch']} (seed {stats['seed']}): {stats['accepted']} of "
+    lines = [f"{esc(stats['dataset'])} epoch {stats['epoch']} (seed {stats['seed']}): {stats['accepted']} of "
              f"{stats['attempts']} attempts accepted ({pct(stats['accept_rate'])}%); reasons {stats['reasons']}; "
              f"beta = {stats['beta']}, gamma = {stats['gamma']} on {stats['gamma_on']}", "",
              "| k0 → k | attempts | accepted | accept % | eq. (3) % | beta pass % | mean loss g | mean p g |",
@@ -134,7 +137,7 @@ def format_stats(stats: dict[str, Any], *, max_pairs: int | None = 40) -> str:
     pairs = sorted(stats["pairs"], key=lambda p: (-p["attempts"], p["seed_class"], p["target"]))
     shown = pairs if max_pairs is None else pairs[:max_pairs]
     for p in shown:
-        lines.append(f"| {p['seed_name']} → {p['target_name']} | {p['attempts']} | {p['accepted']} | "
+        lines.append(f"| {esc(p['seed_name'])} → {esc(p['target_name'])} | {p['attempts']} | {p['accepted']} | "
                      f"{pct(p['accept_rate'])} | {pct(p['eq3_rate'])} | {pct(p['beta_pass_rate'])} | "
                      f"{p['mean_loss_g']:.3f} | {p['mean_prob_g']:.3f} |")
     if len(shown) < len(pairs):
@@ -143,10 +146,10 @@ def format_stats(stats: dict[str, Any], *, max_pairs: int | None = 40) -> str:
               "|---|---|---|---|---|---|---|"]
     for c in stats["classes"]:
         flag = "NO ACCEPTED TRANSLATION" if c["no_accepted"] else ""
-        lines.append(f"| {c['name']} | {c['class_size']} | {c['slots']} | {c['attempts']} | {c['replaced']} | "
+        lines.append(f"| {esc(c['name'])} | {c['class_size']} | {c['slots']} | {c['attempts']} | {c['replaced']} | "
                      f"{pct(c['replaced_share'])} | {flag} |")
     if stats["flagged"]:
-        lines += ["", f"classes with attempts but no accepted translation: {', '.join(stats['flagged'])}"]
+        lines += ["", f"classes with attempts but no accepted translation: {', '.join(map(esc, stats['flagged']))}"]
     return "\n".join(lines) + "\n"
 
 

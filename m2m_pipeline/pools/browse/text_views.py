@@ -12,7 +12,8 @@ import numpy as np
 from ...datasets import PreparedData
 from ...store import Pool
 from ...utils import M2mError
-from .markup import table
+from .markup import md_cell, table
+from .output import TEXT_SUFFIXES, text_signature, write_text
 from .selection import SHOW_ROW_ARRAYS, class_names_of, decision_of, seeds_and_translations
 from .views import PoolView
 
@@ -79,22 +80,25 @@ def nearest_tokens(pool: Pool, data: PreparedData, idx: np.ndarray, *, top: int 
 
 
 def format_text_rows(kind: str, items: list[dict[str, Any]]) -> str:
-    """Markdown for ``word_changes`` / ``nearest_tokens`` results."""
+    """Markdown for ``word_changes`` / ``nearest_tokens`` results. Class names, words and tokens
+    come from the data: each is escaped (markup.md_cell: no raw HTML, no ``|`` splitting a cell),
+    as the HTML report escapes them."""
     lines = []
+    esc = md_cell
     if kind == "bag_of_words":
         lines += ["| row | k0 → k | p | decision | switched on (Δ) | switched off (Δ) |", "|---|---|---|---|---|---|"]
         for it in items:
-            on = ", ".join(f"{w} (+{d:.2f})" for w, d in it["switched_on"]) or "-"
-            off = ", ".join(f"{w} ({d:.2f})" for w, d in it["switched_off"]) or "-"
-            lines.append(f"| {it['row']} | {it['seed_class']} → {it['target']} | {it['prob_g']:.2f} | "
-                         f"{it['decision']} | {on} | {off} |")
+            on = ", ".join(f"{esc(w)} (+{d:.2f})" for w, d in it["switched_on"]) or "-"
+            off = ", ".join(f"{esc(w)} ({d:.2f})" for w, d in it["switched_off"]) or "-"
+            lines.append(f"| {it['row']} | {esc(it['seed_class'])} → {esc(it['target'])} | {it['prob_g']:.2f} | "
+                         f"{esc(it['decision'])} | {on} | {off} |")
     else:
         lines += ["| row | k0 → k | p | decision | nearest to x0 | nearest to x* |", "|---|---|---|---|---|---|"]
         for it in items:
-            n0 = ", ".join(f"{t} ({s:.2f})" for t, s in it["near_x0"])
-            n1 = ", ".join(f"{t} ({s:.2f})" for t, s in it["near_x_star"])
-            lines.append(f"| {it['row']} | {it['seed_class']} → {it['target']} | {it['prob_g']:.2f} | "
-                         f"{it['decision']} | {n0} | {n1} |")
+            n0 = ", ".join(f"{esc(t)} ({s:.2f})" for t, s in it["near_x0"])
+            n1 = ", ".join(f"{esc(t)} ({s:.2f})" for t, s in it["near_x_star"])
+            lines.append(f"| {it['row']} | {esc(it['seed_class'])} → {esc(it['target'])} | {it['prob_g']:.2f} | "
+                         f"{esc(it['decision'])} | {n0} | {n1} |")
     return "\n".join(lines) + "\n"
 
 
@@ -102,6 +106,7 @@ class _TextView(PoolView):
     """A view whose rows are table rows: markdown for ``pools show``, an HTML table per class."""
 
     header: list[str] = []
+    suffixes = TEXT_SUFFIXES
 
     def items(self, pool, data, idx, rows, **kw) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -113,9 +118,10 @@ class _TextView(PoolView):
     def show(self, pool: Pool, data: PreparedData, idx: np.ndarray, rows: dict[str, np.ndarray], out: Path, *,
              title: str) -> None:
         a = pool.attrs
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(f"# {a.get('dataset')} epoch {a.get('epoch')}: {len(idx)} rows ({self.name})\n\n"
-                       + format_text_rows(self.name, self.items(pool, data, idx, rows)))
+        # atomically; the first line signs it as pools show's (output.py), the title is escaped
+        title = f"# {md_cell(a.get('dataset'))} epoch {md_cell(a.get('epoch'))}: {len(idx)} rows ({self.name})"
+        write_text(out, f"{text_signature()}{title}\n\n"
+                        + format_text_rows(self.name, self.items(pool, data, idx, rows)))
 
     def report_grids(self, pool: Pool, data: PreparedData, rows: dict[str, np.ndarray],
                      shown: dict[int, np.ndarray]) -> tuple[list[str], dict[int, str]]:

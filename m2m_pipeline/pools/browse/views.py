@@ -7,6 +7,7 @@ is used):
 
 - ``image`` (image_view.py): x0 | x* | (x* - x0), the paper's Figure 6;
 - ``bag_of_words`` (text_views.py): the words translation switched on and off;
+- ``table`` (table_view.py): x0, x* and x* - x0 per feature of ``table:<file>`` data, in the file's units;
 - ``embedding`` (text_views.py): the vocabulary tokens nearest to x0 and to x*.
 
 A new view: subclass :class:`PoolView` in a module of its own and :func:`register_view` it
@@ -24,6 +25,7 @@ import numpy as np
 from ...datasets import PreparedData
 from ...store import Pool, open_pool
 from ...utils import M2mError
+from .output import IMAGE_SUFFIXES, TEXT_SUFFIXES, check_show_out
 from .selection import SHOW_ROW_ARRAYS, select_rows
 
 
@@ -31,6 +33,8 @@ class PoolView:
     """One way to draw pool rows; see the module docstring."""
 
     name = ""
+    # the extensions of the file ``show`` writes (``pools show --out``; others are refused before any work)
+    suffixes: tuple[str, ...] = TEXT_SUFFIXES
 
     def accepts(self, data: PreparedData) -> bool:
         """Whether this view can draw rows of ``data``."""
@@ -52,6 +56,7 @@ class PoolView:
 _VIEWS: dict[str, PoolView | str] = {
     "image": "image_view:ImageView",
     "bag_of_words": "text_views:BagOfWordsView",
+    "table": "table_view:TableView",
     "embedding": "text_views:EmbeddingView",
 }
 
@@ -96,18 +101,22 @@ def view_for(data: PreparedData) -> PoolView:
 
 def view_kind(data: PreparedData) -> str:
     """The name of the view that draws rows of ``data``: ``image``, ``bag_of_words`` (prepared
-    data with a ``vocabulary``) or ``embedding``."""
+    data with a ``vocabulary``), ``table`` (a standardised table) or ``embedding``."""
     return view_for(data).name
 
 
 def show_pool(pool_path: str | Path, data: PreparedData, out: str | Path, *, target: int | None = None,
               seed_class: int | None = None, accepted: bool | None = None, limit: int = 16) -> tuple[Path, str]:
     """Write the view of ``pools show`` to ``out`` (PNG for images, markdown otherwise); returns
-    (path, a one-line description)."""
+    (path, a one-line description). ``out`` is checked first (output.check_show_out): an extension
+    the view writes, not a folder, not a file that pools show did not write."""
     from ..reuse import check_provenance
 
+    check_show_out(out)
     pool = open_pool(pool_path)
     check_provenance(pool, dataset_fingerprint=data.fingerprint)
+    view = view_for(data)
+    out = check_show_out(out, tuple(getattr(view, "suffixes", IMAGE_SUFFIXES + TEXT_SUFFIXES)), view.name)
     rows = pool.rows(SHOW_ROW_ARRAYS)
     for opt, k in (("--target", target), ("--seed-class", seed_class)):
         if k is not None and not 0 <= k < data.num_classes:
@@ -115,8 +124,6 @@ def show_pool(pool_path: str | Path, data: PreparedData, out: str | Path, *, tar
     idx = select_rows(rows, target=target, seed_class=seed_class, accepted=accepted, limit=limit)
     if len(idx) == 0:
         raise M2mError("no pool rows match the filters; loosen --target/--seed-class/--accepted/--rejected")
-    view = view_for(data)
-    out = Path(out)
     a = pool.attrs
     view.show(pool, data, idx, rows, out,
               title=f"{a.get('dataset')} epoch {a.get('epoch')}: {len(idx)} rows, stratified over targets")

@@ -16,8 +16,9 @@ from ...datasets import PreparedData
 from ...layout import epoch_name
 from ...plan import EpochPlan
 from ...utils import M2mError
-from ..reuse import Swap, read_swaps
-from ..rules import check_rule
+from ...store import open_pool
+from ..reuse import Swap, check_provenance, read_swaps
+from ..rules import check_rule, refuse_unstored
 from .stored import StoredSwaps
 
 
@@ -30,15 +31,32 @@ class ReusedPools(StoredSwaps):
     """
 
     def __init__(self, pools_dir: str | Path, data: PreparedData, *, rule: str, seed: int,
-                 rule_params: Mapping[str, Any] | None = None, expected: Mapping[str, Any] | None = None):
+                 rule_params: Mapping[str, Any] | None = None, expected: Mapping[str, Any] | None = None,
+                 method: str | None = None):
         super().__init__()
         check_rule(rule, rule_params)
         self.pools_dir = Path(pools_dir)
         self.data, self.rule, self.seed = data, rule, int(seed)
         self.rule_params = dict(rule_params or {})
         self.expected = dict(expected or {})
+        self.method = method   # the ablation's name, for the errors
         self._prefetch: dict[int, Any] = {}
         self._pool = None
+
+    def check_ready(self, first: int, end: int) -> None:
+        """Refuse, before the run writes anything, pools of epochs ``first``..``end - 1`` that are
+        missing or not the reused run's (another seed, warm start or dataset): each pool's
+        attributes are opened and compared, no row is read. A refused ablation leaves no run folder."""
+        for epoch in range(int(first), int(end)):
+            path = self.pools_dir / epoch_name(epoch)
+            if not path.exists():
+                raise M2mError(f"pool {path} does not exist: the reused run has no pool for epoch {epoch}; "
+                               f"run it first (dvc repro, or m2m-pipeline train-f --method "
+                               f"{self.expected.get('run', 'M2m')})")
+            pool = open_pool(path)
+            check_provenance(pool, dataset_fingerprint=self.data.fingerprint, seed=self.seed, **self.expected)
+            refuse_unstored(path, self.rule, str(pool.attrs.get("store", "all")), method=self.method,
+                            run=str(self.expected.get("run", "M2m")))
 
     def _read(self, epoch: int) -> tuple[EpochPlan, dict[int, Swap], dict[str, int]]:
         path = self.pools_dir / epoch_name(epoch)
@@ -47,7 +65,7 @@ class ReusedPools(StoredSwaps):
                            f"run it first (dvc repro, or m2m-pipeline train-f --method "
                            f"{self.expected.get('run', 'M2m')})")
         return read_swaps(path, self.data, rule=self.rule, rule_params=self.rule_params, seed=self.seed,
-                          epoch=epoch, **self.expected)
+                          epoch=epoch, method=self.method, **self.expected)
 
     def begin_epoch(self, epoch: int, model: nn.Module) -> tuple[EpochPlan, dict[str, Any]]:
         # The reused pools all exist before training starts: while this epoch trains, a background

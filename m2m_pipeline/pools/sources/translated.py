@@ -14,12 +14,12 @@ from torch import nn
 from ...datasets import PreparedData
 from ...layout import epoch_name
 from ...plan import EpochPlan, make_plan
-from ...utils import progress_bar, state_hash
+from ...utils import M2mError, progress_bar, state_hash
 from ..backends import TranslationBackend
 from ..config import TranslationConfig
 from ..generate import generate_pool
 from ..reuse import read_swaps
-from ..rules import check_rule
+from ..rules import NEEDS_REJECTED_X, check_rule
 from .stored import StoredSwaps
 
 
@@ -42,6 +42,12 @@ class TranslatedPools(StoredSwaps):
                  model_configs: tuple[dict[str, Any], dict[str, Any]] | None = None):
         super().__init__()
         check_rule(rule, rule_params)
+        # a rule that trains on rejected rows' x* cannot read pools that keep only the accepted ones:
+        # refused before anything is translated (pools.store: accepted)
+        if cfg.store == "accepted" and rule in NEEDS_REJECTED_X:
+            who = (provenance or {}).get("run", "this run")
+            raise M2mError(f"pools.store: accepted keeps x* of accepted rows only, but {who} (rule {rule!r}) "
+                           f"trains on rejected rows' x*; set pools.store: all to run it")
         self.backend, self.model_configs = backend, model_configs   # where the shards are translated
         self.g, self.data, self.cfg, self.seed = g, data, cfg, int(seed)
         self.pools_dir, self.batch_size = Path(pools_dir), int(batch_size)

@@ -64,6 +64,20 @@ def make_text_dir(root: Path) -> Path:
     return root
 
 
+def make_table_csv(path: Path, counts=(30, 12, 6), with_split: bool = False, seed: int = 0) -> Path:
+    """A ``table:<file>`` CSV: numeric columns f1, f2 (class-dependent), a categorical colour, a label."""
+    rng = np.random.default_rng(seed)
+    head = "f1,f2,colour,label" + (",split" if with_split else "")
+    lines = [head]
+    for k, n in enumerate(counts):
+        for i in range(n):
+            row = f"{k + rng.normal():.4f},{10 * k + 5 * rng.normal():.4f},{('red', 'blue')[i % 2]},c{k}"
+            lines.append(row + ("," + ("test" if i % 4 == 3 else "train") if with_split else ""))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def make_tweets(root: Path) -> Path:
     """Twitter layout: tags N, V, ^ everywhere; M only in train (dropped); E only in dev."""
     train = ["i\tO", "love\tV", "cats\tN", "", "<@MENTION>\t@", "lol\t!", "",

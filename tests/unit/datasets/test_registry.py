@@ -18,7 +18,7 @@ from m2m_pipeline.datasets import create_dataset, list_datasets, registry
 from m2m_pipeline.datasets.info import describe_dataset, format_dataset_info
 from m2m_pipeline.errors import M2mError
 
-from tests.unit.datasets.fixtures import WNIDS, make_celeba, make_cifar_imagefolder, make_cifar_pickles, make_image_folder, make_imagenet_lt, make_r52, make_sun397, make_text_dir, make_tweets, recolour, replace_in
+from tests.unit.datasets.fixtures import WNIDS, make_celeba, make_cifar_imagefolder, make_cifar_pickles, make_image_folder, make_imagenet_lt, make_r52, make_sun397, make_table_csv, make_text_dir, make_tweets, recolour, replace_in
 
 
 def _fx_digits(tmp: Path):
@@ -79,10 +79,15 @@ def _fx_images(tmp: Path):
     return f"images:{root}", None, {}, lambda: recolour(root / "train" / "cls1" / "img000.png")
 
 
+def _fx_table(tmp: Path):
+    path = make_table_csv(tmp / "tab" / "rows.csv")
+    return f"table:{path}", None, {}, lambda: replace_in(path, ",red,c0", ",blue,c0")
+
+
 FIXTURES: dict[str, Callable] = {
     "digits": _fx_digits, "reuters": _fx_reuters, "text": _fx_text, "twitter": _fx_twitter,
     "cifar10-lt": _fx_cifar10, "cifar100-lt": _fx_cifar100, "sun397": _fx_sun397,
-    "celeba5": _fx_celeba5, "imagenet-lt": _fx_imagenet_lt, "images": _fx_images,
+    "celeba5": _fx_celeba5, "imagenet-lt": _fx_imagenet_lt, "images": _fx_images, "table": _fx_table,
 }
 
 
@@ -128,7 +133,7 @@ def test_contract(key, tmp_path):
         assert changed.fingerprint != data.fingerprint
 
 
-@pytest.mark.parametrize("key", ["reuters", "cifar10-lt", "sun397", "celeba5", "images"])
+@pytest.mark.parametrize("key", ["reuters", "cifar10-lt", "sun397", "celeba5", "images", "table"])
 def test_seed_changes_the_hold_out(key, tmp_path):
     name, root, opts, _ = FIXTURES[key](tmp_path)
     a = create_dataset(name, data_root=root, seed=0, **opts)

@@ -2,8 +2,10 @@
 options a user can get wrong, the in-process backend's shard loop, and how a backend that holds a
 cluster opens it once for a ``with`` block however deeply nested.
 
-Tiny data as in test_generate.py; no dask cluster is started here (tests/system/test_distributed.py
-runs real ones).
+Tiny data as in test_generate.py; no dask cluster with workers is started here
+(tests/system/test_distributed.py runs real ones). A --scheduler address that is not a dask
+scheduler (issue 20) is tried against real listeners on 127.0.0.1 (silent, HTTP, a real
+scheduler of no workers in this process).
 """
 
 from __future__ import annotations
@@ -234,3 +236,167 @@ def test_dask_backend_hands_the_shards_to_its_client(monkeypatch):
     assert got == [{"accepted": 1}] and calls == ["start", ("CLIENT", 2, "G", "F", ("gc", "fc"), "JOB", [3, 1], print)]
     assert b.client is None and b._stack is None
 
+
+
+# -- a --scheduler address that is not a dask scheduler: one line, in bounded time (issue 20) -----
+
+@pytest.mark.parametrize("address,why", [
+    ("tcp://[::1", "closing ']'"),
+    ("tcp://[::1]", "no :PORT"),
+    ("tcp://[nothex]:8786", "not an IPv6 address"),
+    ("tcp://::1:8786", "in brackets"),
+    ("tcp://host", "no :PORT"),
+    ("tcp://host:", "port ''"),
+    ("tcp://host:0", "port '0'"),
+    ("tcp://host:99999", "port '99999'"),
+    ("tcp://host:87a6", "port '87a6'"),
+    ("tcp://host:8\u00b2", "port '8\u00b2'"),   # a digit to str.isdigit, not to int()
+    ("tcp://:8786", "not a host name"),
+    ("tcp://ho st:8786", "not a host name"),
+    ("tcp://host:8786/path", "port '8786/path'"),
+    ("http://host:8786", "scheme 'http'"),
+    ("host:8786", "no SCHEME://"),
+])
+def test_a_malformed_scheduler_address_is_one_line_before_any_connection(address, why):
+    with pytest.raises(M2mError) as err:
+        backend_options(scheduler=address)
+    msg = str(err.value)
+    assert "\n" not in msg and repr(address) in msg and why in msg and "tcp://HOST:8786" in msg
+
+
+def test_well_formed_scheduler_addresses_parse():
+    parse = distributed_mod.parse_scheduler_address
+    assert parse("tcp://10.0.0.5:8786") == ("tcp", "10.0.0.5", 8786)
+    assert parse("TCP://head-node.cluster:1") == ("tcp", "head-node.cluster", 1)
+    assert parse("tcp://[::1]:8786") == ("tcp", "::1", 8786)
+    assert parse("tls://[fe80::1%eth0]:8786") == ("tls", "fe80::1%eth0", 8786)
+    assert parse("ucx://h:65535") == ("ucx", "h", 65535)
+
+
+class _Listener:
+    """A real TCP listener on 127.0.0.1 in a thread: ``reply`` None accepts and never answers;
+    bytes are sent back after the first read (as an HTTP server answers a request)."""
+
+    def __init__(self, reply: bytes | None, *, speak_first: bool = False):
+        import socket
+
+        self.reply, self.speak_first, self.conns = reply, speak_first, []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.address = f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            if self.reply is None:
+                continue
+            try:
+                if not self.speak_first:
+                    conn.settimeout(30)
+                    conn.recv(4096)
+                conn.sendall(self.reply)
+            except OSError:
+                pass
+            conn.close()   # an answering server hangs up after its reply
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def _refused_quickly(address, *needles, timeout=1.0):
+    """The M2mError of connecting to ``address`` (with the bound ``timeout``) and the wall time."""
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(M2mError) as err:
+        with distributed_mod.dask_client(scheduler=address):
+            pytest.fail("connected to something that is not a dask scheduler")
+    took = time.monotonic() - start
+    msg = str(err.value)
+    assert "\n" not in msg and address in msg, msg
+    for n in needles:
+        assert n in msg, (n, msg)
+    assert took < 30, took   # a hang guard, not a speed test
+    return msg, took
+
+
+@pytest.mark.parametrize("server,needle", [
+    (lambda: _Listener(None), "sent nothing within 1 s"),                                # silent listener
+    (lambda: _Listener(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n"), "b'HTTP/1.0'"),  # HTTP 400
+    (lambda: _Listener(b"HTTP/1.0 200 OK\r\n\r\n<html></html>", speak_first=True), "not a dask scheduler"),
+    (lambda: _Listener(b"\x05\x00\x00\x00\x00\x00\x00\x00abc"), "not a dask scheduler"),   # a short message, closed
+    (lambda: _Listener(b""), "closed it without a word"),                                  # hangs up at once
+])
+def test_a_listener_that_is_not_a_dask_scheduler_is_one_line_in_bounded_time(monkeypatch, server, needle):
+    monkeypatch.setattr(distributed_mod, "SCHEDULER_TIMEOUT_S", 1.0)
+    listener = server()
+    try:
+        _refused_quickly(listener.address, needle, "dask scheduler")
+    finally:
+        listener.close()
+
+
+def test_python_http_server_as_scheduler_is_one_line(monkeypatch):
+    """`python -m http.server` (its server and handler, in a thread) on the port: it waits for the
+    end of a request line that dask's handshake never brings, so it stays silent (dask used to wait
+    forever); the probe's bound ends it."""
+    from http.server import HTTPServer, SimpleHTTPRequestHandler
+
+    monkeypatch.setattr(distributed_mod, "SCHEDULER_TIMEOUT_S", 1.0)
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        _refused_quickly(f"tcp://127.0.0.1:{httpd.server_address[1]}", "sent nothing within 1 s", "not one")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_nothing_listening_and_a_bad_address_in_params_are_one_line():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()   # a port nothing listens on
+    _refused_quickly(f"tcp://127.0.0.1:{port}", "cannot reach the dask scheduler")
+    with pytest.raises(M2mError, match=r"'tcp://\[::1'.*closing"):
+        create_backend({"scheduler": "tcp://[::1"})
+
+
+def test_what_dask_raises_after_the_probe_is_one_line(monkeypatch):
+    """A server that passes the probe but breaks dask's connect (here: dask raising MemoryError, as
+    it did on an HTTP reply) still gives one line naming the address."""
+    import dask.distributed
+
+    monkeypatch.setattr(distributed_mod, "probe_scheduler", lambda address, timeout=None: None)
+
+    def broken(*a, **k):
+        raise MemoryError("Unable to allocate 3.07 EiB for an array with shape (3471766442030158920,)")
+    monkeypatch.setattr(dask.distributed, "Client", broken)
+    msg, _ = _refused_quickly("tcp://127.0.0.1:1", "MemoryError", "cannot connect to the dask scheduler")
+
+
+def test_a_real_dask_scheduler_passes_the_probe():
+    """The probe must not refuse the real thing: a scheduler of no workers, in this process."""
+    import logging
+
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster:
+        distributed_mod.probe_scheduler(cluster.scheduler_address, 5.0)
+        with distributed_mod.dask_client(scheduler=cluster.scheduler_address) as (client, threads):
+            assert threads is None and client.scheduler_info()["address"] == cluster.scheduler_address

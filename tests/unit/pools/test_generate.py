@@ -253,7 +253,7 @@ def test_reason_counts_names_every_reason():
 
 CFG_FIELDS = {"steps": 2, "step_size": 0.5, "lam": 0.5, "gamma": 0.0, "gamma_on": "prob", "beta": 0.9,
               "seed_scope": "batch", "noise_radius": 0.1, "batch_size": 4, "rows_per_shard": 4,
-              "max_non_finite": 0.0, "refresh_batches": 0}
+              "max_non_finite": 0.0, "refresh_batches": 0, "store": "all"}
 
 
 def _cfg(**kw) -> TranslationConfig:
@@ -279,7 +279,7 @@ def test_pool_attrs_holds_every_provenance_and_summary_key():
         "g_hash": "gh", "f_hash": "fh", "epoch": 1, "seed": 7, "params": CFG_FIELDS, "train_batch_size": 8,
         "reason_codes": REASON_CODES,
         "summary": {"n_slots": 21, "n_attempts": 11, "n_accepted": 3, "reasons": counts},
-        "package_version": "0.1.0"}
+        "package_version": "0.1.0", "store": "all"}
     # plain ints (numpy integers would be written as strings into the JSON attributes)
     for value in (attrs["epoch"], attrs["seed"], attrs["train_batch_size"], attrs["summary"]["n_attempts"],
                   *attrs["class_counts"]):
@@ -440,7 +440,7 @@ def test_job_key_changes_with_every_input(monkeypatch):
         {}, {"data": tiny_vectors(seed=1)}, {"plan": dataclasses.replace(plan, order=order)},
         {"plan": dataclasses.replace(plan, attempt=attempt)}, {"plan": dataclasses.replace(plan, aug=aug)},
         {"plan": dataclasses.replace(plan, epoch=2)}, {"plan": dataclasses.replace(plan, batch_size=4)},
-        {"cfg": _cfg(steps=3)}, {"seed": 8}, {"g_hash": "gx"}, {"f_hash": "fx"},
+        {"cfg": _cfg(steps=3)}, {"cfg": _cfg(store="accepted")}, {"seed": 8}, {"g_hash": "gx"}, {"f_hash": "fx"},
         {"allowed_seeds": mask}, {"allowed_seeds": other_mask}, {"provenance": {"run": "a"}},
         {"provenance": {"run": "b"}},
     ]
