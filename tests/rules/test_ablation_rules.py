@@ -143,7 +143,7 @@ def test_methods_command_lists_every_ablation():
     assert out.exit_code == 0
     for name in list_ablations():
         assert name in out.stdout
-    assert "re-decides the pools of M2m" in out.stdout
+    assert "modes: reuse (re-decides the stored rows of M2m's pools) | fresh" in out.stdout
 
 
 def test_random_labels_skip_both_excluded_classes_in_order():

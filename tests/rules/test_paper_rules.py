@@ -116,19 +116,30 @@ EXPECTED_LR = {
     "digits": {0: 0.02, 1: 0.04, 3: 0.08, 4: 0.1, 5: 0.1, 39: 0.1, 40: 0.01, 49: 0.01, 50: 0.001, 59: 0.001},
     "cifar10-lt": {0: 0.02, 4: 0.1, 5: 0.1, 159: 0.1, 160: 1e-3, 179: 1e-3, 180: 1e-5, 199: 1e-5},
     "cifar100-lt": {0: 0.02, 4: 0.1, 5: 0.1, 159: 0.1, 160: 1e-3, 179: 1e-3, 180: 1e-5, 199: 1e-5},
-    "images": {0: 0.02, 4: 0.1, 5: 0.1, 159: 0.1, 160: 1e-3, 179: 1e-3, 180: 1e-5, 199: 1e-5},
     "sun397": {0: 0.02, 4: 0.1, 5: 0.1, 29: 0.1, 30: 0.01, 59: 0.01, 60: 0.001, 89: 0.001},
     "celeba5": {0: 0.02, 4: 0.1, 5: 0.1, 29: 0.1, 30: 0.01, 59: 0.01, 60: 0.001, 89: 0.001},
     "imagenet-lt": {0: 0.02, 4: 0.1, 5: 0.1, 159: 0.1, 160: 0.01, 179: 0.01, 180: 0.001, 199: 0.001},
     "reuters": {0: 0.02, 4: 0.1, 5: 0.1, 9: 0.1, 10: 0.01, 14: 0.01},
-    "text": {0: 0.02, 4: 0.1, 5: 0.1, 9: 0.1, 10: 0.01, 14: 0.01},
     "twitter": {0: 0.02, 4: 0.1, 5: 0.1, 9: 0.1, 10: 0.01, 14: 0.01},
+    # bring-your-own kinds, sized at the sizes of SIZED_AT (training/sizing.py): 20,000 32x32 images
+    # -> 200 epochs, milestones 160/180, warm-up 5 (the CIFAR-LT schedule); 20,000 text vectors -> 15
+    # epochs, milestone round(2*15/3) = 10, warm-up min(5, 15 // 10) = 1; 500 table rows -> 30 epochs,
+    # milestone 20, warm-up 3: 0.1 * 1/3, 0.1 * 2/3, then 0.1 and 0.01 from epoch 20
+    "images": {0: 0.02, 4: 0.1, 5: 0.1, 159: 0.1, 160: 1e-3, 179: 1e-3, 180: 1e-5, 199: 1e-5},
+    "text": {0: 0.1, 1: 0.1, 9: 0.1, 10: 0.01, 14: 0.01},
+    "table": {0: 0.1 / 3, 1: 0.2 / 3, 2: 0.1, 3: 0.1, 19: 0.1, 20: 0.01, 29: 0.01},
 }
+SIZED_AT = {"images": {"input_kind": "image", "n_train": 20000, "input_shape": (3, 32, 32)},
+            "text": {"input_kind": "vector", "n_train": 20000, "input_shape": (5000,)},
+            "table": {"input_kind": "vector", "n_train": 500, "input_shape": (8,)}}
 
 
 def _presets() -> dict:
+    from m2m_pipeline.training.sizing import fill_auto, has_auto
+
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    return {name: Preset.from_params(p, name) for name, p in params["presets"].items()}
+    return {name: Preset.from_params(fill_auto(p, SIZED_AT[name]) if has_auto(p) else p, name)
+            for name, p in params["presets"].items()}
 
 
 def test_every_preset_has_hand_computed_boundaries():
@@ -491,7 +502,7 @@ def test_translator_reports_loss_and_probability_per_row():
 
 @pytest.mark.parametrize("kwargs", [dict(steps=0), dict(lam=0.0), dict(gamma=0.0), dict(gamma=1.0),
                                     dict(gamma_on="loss", gamma=0.0), dict(gamma_on="loss", gamma=50.0),
-                                    dict(beta=1e-9), dict(beta=1 - 1e-9), dict(input_range=None),
+                                    dict(beta=0.0), dict(beta=1e-9), dict(beta=1 - 1e-9), dict(input_range=None),
                                     dict(input_range=(-1.0, -0.5)), dict(max_abs=1e-9)])
 def test_translator_accepts_parameters_on_the_valid_side_of_each_bound(kwargs):
     M2mTranslator(**kwargs).check_params()
@@ -499,7 +510,7 @@ def test_translator_accepts_parameters_on_the_valid_side_of_each_bound(kwargs):
 
 @pytest.mark.parametrize("kwargs,name", [
     (dict(steps=-1), "steps"), (dict(steps=2.0), "steps"), (dict(step_size=0.0), "step_size"),
-    (dict(lam=-1e-9), "lam"), (dict(beta=0.0), "beta"), (dict(beta=1.0), "beta"),
+    (dict(lam=-1e-9), "lam"), (dict(beta=-1e-9), "beta"), (dict(beta=1.0), "beta"),
     (dict(gamma_on="logit"), "gamma_on"), (dict(gamma=1.0 + 1e-9), "gamma"), (dict(gamma=-1e-9), "gamma"),
     (dict(gamma_on="loss", gamma=-1e-9), "gamma"), (dict(input_range=(1.0, 1.0)), "input_range"),
     (dict(step_size=float("inf")), "finite"), (dict(lam=float("nan")), "lam"),

@@ -4,9 +4,7 @@ Correctness only: the timings of these tiny runs mean nothing."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,18 +12,10 @@ import pytest
 from m2m_pipeline.pools.codec import decode_x, encode_x, read_x
 from m2m_pipeline.store import POOL_ROW_ARRAYS, open_pool
 
+from tests.system import ROOT, load_benchmark
 from tests.unit.pools.test_reuse import _data, _rows, _write
 
-ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
-
-def load_benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 floor_mod = load_benchmark("_floor")

@@ -1,7 +1,6 @@
 """The benchmark scripts: the reference restatement of Sec. 2.3 as an oracle for the library's
 translation, and the GPU check's CPU dry run."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,15 +14,7 @@ import torch
 from m2m_pipeline.models import create_model
 from m2m_pipeline.translate import M2mTranslator
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.system import ROOT, load_benchmark
 
 
 ref = load_benchmark("reference_translate")

@@ -125,10 +125,11 @@ def test_every_preset_spells_out_every_tracked_key():
     assert set(params["ablation_params"]) >= set(params["ablations"]["reuse"]) | set(params["ablations"]["translate"])
 
 
-def _dag_with_outputs(tmp_path, *, copy_package: bool = False):
+def _dag_with_outputs(tmp_path, *, copy_package: bool = False, edit_params=None):
     """A copy of the DAG whose every stage is recorded as run (dvc commit on stand-in outputs), so
     that `dvc status` then shows exactly the stages a params edit invalidates. ``copy_package``:
-    a copy of m2m_pipeline instead of a link to it, for tests that edit the code."""
+    a copy of m2m_pipeline instead of a link to it, for tests that edit the code; ``edit_params``:
+    a function that changes the copied params (a dict) before anything is recorded."""
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
@@ -138,6 +139,8 @@ def _dag_with_outputs(tmp_path, *, copy_package: bool = False):
         (tmp_path / "m2m_pipeline").symlink_to(ROOT / "m2m_pipeline")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["seeds"] = [0]
+    if edit_params is not None:
+        edit_params(params)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _dvc(["init", "--no-scm", "-q"], tmp_path).returncode == 0
     # stand-in outputs: every out (metrics and plots included) of every stage, resolved by DVC itself

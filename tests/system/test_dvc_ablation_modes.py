@@ -2,17 +2,9 @@
 and the translation code, a ``reuse`` one (ablate_reuse) on M2m's pools and neither of those.
 In a tmp copy of the DAG with every stage recorded as run (as tests/system/test_dvc.py does)."""
 
-import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-import yaml
 
-from tests.conftest import ROOT
-from tests.system.test_dvc import _changed_stages, _dvc, _stages_yaml
+from tests.system.test_dvc import _changed_stages, _dag_with_outputs, _stages_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -29,29 +21,9 @@ def test_fresh_stage_depends_on_g_and_the_translation_code_not_on_m2m_pools():
 
 
 def test_editing_the_translation_code_reruns_fresh_ablations_and_no_reuse_one(tmp_path):
-    for name in ("dvc.yaml", ".dvcignore"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    shutil.copytree(ROOT / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "m2m_pipeline", tmp_path / "m2m_pipeline", ignore=shutil.ignore_patterns("__pycache__"))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["seeds"] = [0]
-    params["ablations"].update(reuse=["M2m-Clean", "M2m-No-Reject"], fresh=["M2m-Rand", "M2m-No-Gamma"])
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert _dvc(["init", "--no-scm", "-q"], tmp_path).returncode == 0
-    code = ("import json; from dvc.repo import Repo; r = Repo('.'); "
-            "print(json.dumps([str(o.fs_path) for s in r.index.stages for o in s.outs]))")
-    listed = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert listed.returncode == 0, listed.stderr[-2000:]
-    for path in json.loads(listed.stdout):   # stand-in outputs, then every stage recorded as run
-        p = Path(path)
-        if p.suffix == ".json":
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text("{}")
-        else:
-            p.mkdir(parents=True, exist_ok=True)
-            (p / "stand-in").write_text("x")
-    committed = _dvc(["commit", "-f"], tmp_path)
-    assert committed.returncode == 0, committed.stderr[-2000:]
+    def modes(params):
+        params["ablations"].update(reuse=["M2m-Clean", "M2m-No-Reject"], fresh=["M2m-Rand", "M2m-No-Gamma"])
+    _dag_with_outputs(tmp_path, copy_package=True, edit_params=modes)
     assert _changed_stages(tmp_path) == set()
 
     translate = tmp_path / "m2m_pipeline" / "translate.py"

@@ -33,12 +33,13 @@ pytestmark = pytest.mark.repo_consistency
 FIX = "run `make run` (or `dvc repro`) and commit dvc.lock"
 
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 @lru_cache(maxsize=None)
 def _yaml(path: Path):
-    return yaml.load(path.read_text(), Loader=_Loader) or {}
+    """Read as DVC reads it: ruamel's YAML 1.2, where dvc.lock's ``5e-05`` is a float (PyYAML's
+    YAML 1.1 reads a float without a dot as a string, and would see a change where there is none)."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(path.read_text()) or {}
 
 
 def _lock() -> dict:
