@@ -89,14 +89,17 @@ class DaskBackend(TranslationBackend):
     """Translation on dask.distributed: a local cluster of ``workers`` processes, the running
     cluster at ``scheduler``, or a connected ``client`` (used as is and left open). The cluster
     is started by the outermost ``with backend:`` (or by a call outside one) and kept until it
-    ends, so the epochs of a training run share it."""
+    ends, so the epochs of a training run share it. ``threads``: torch threads per task on a
+    local cluster (default cores // workers). A pool's floats are a function of the threads a
+    task runs on (the order of torch's reductions), not of how many workers ran the shards."""
 
     name = "dask"
     distributed = True
 
-    def __init__(self, *, workers: int | None = None, scheduler: str | None = None, client: Any = None):
+    def __init__(self, *, workers: int | None = None, scheduler: str | None = None, client: Any = None,
+                 threads: int | None = None):
         super().__init__()
-        self.workers, self.scheduler = workers, scheduler
+        self.workers, self.scheduler, self.threads = workers, scheduler, threads
         self._given = client
         self.client = client
         self.torch_threads: int | None = None   # per task, on a local cluster
@@ -108,7 +111,7 @@ class DaskBackend(TranslationBackend):
         from .distributed import dask_client
 
         stack = contextlib.ExitStack()
-        self.client, self.torch_threads = stack.enter_context(dask_client(self.workers, self.scheduler))
+        self.client, self.torch_threads = stack.enter_context(dask_client(self.workers, self.scheduler, self.threads))
         self._stack = stack
 
     def close(self) -> None:

@@ -253,9 +253,10 @@ def connect_scheduler(address: str, timeout: float | None = None) -> Any:
 
 
 @contextlib.contextmanager
-def dask_client(workers: int | None = None, scheduler: str | None = None) -> Iterator[tuple[Any, int | None]]:
-    """(client, torch threads per task): a new local cluster of ``workers`` processes, or the
-    cluster at ``scheduler``."""
+def dask_client(workers: int | None = None, scheduler: str | None = None,
+                threads: int | None = None) -> Iterator[tuple[Any, int | None]]:
+    """(client, torch threads per task): a new local cluster of ``workers`` processes, each task
+    on ``threads`` torch threads (default ``cores // workers``), or the cluster at ``scheduler``."""
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - dask[distributed] is a dependency
@@ -267,7 +268,11 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         finally:
             client.close()
         return
-    threads = local_threads(int(workers))
+    most = local_threads(int(workers))
+    if threads is not None and not 1 <= int(threads) <= most:
+        raise M2mError(f"{threads} torch threads per worker x {workers} workers exceeds the "
+                       f"{os.cpu_count()} CPU cores; use at most {most}")
+    threads = int(threads) if threads is not None else most
     pinned = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None,
                       silence_logs=logging.ERROR, env=pinned) as cluster, Client(cluster) as client:

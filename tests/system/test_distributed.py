@@ -45,24 +45,25 @@ def test_local_threads_keep_workers_times_threads_within_cores():
     assert local_threads(1, cores=2) == 2 and local_threads(2, cores=2) == 1 and local_threads(3, cores=8) == 2
     with pytest.raises(M2mError, match="exceeds the 2 CPU cores"):
         local_threads(3, cores=2)
+    with pytest.raises(M2mError, match="exceeds the"):
+        with DaskBackend(workers=1, threads=(os.cpu_count() or 1) + 1):
+            pass
 
 
-def _pool_rows_by(tmp_path, trained, digits, name, **where):
+def _pool_rows_by(tmp_path, trained, digits, name, backend=None, **where):
     gc, fc = _ckpts(trained)
     s = generate_pool(g=model_from_checkpoint(gc), f=model_from_checkpoint(fc), data=digits, plan=_plan(digits),
                       cfg=TranslationConfig(**CFG), seed=0, out=tmp_path / name,
-                      model_configs=(gc["config"], fc["config"]), backend=create_backend(**where))
+                      model_configs=(gc["config"], fc["config"]), backend=backend or create_backend(**where))
     return s, open_pool(s.path).rows()
 
 
 def test_two_dask_workers_give_the_pool_of_one_process(tmp_path, trained, digits):
-    """A real LocalCluster of 2 worker processes (1 torch thread each) against this process on
-    all the cores, as one worker runs (the same shard task, the same threads)."""
-    torch.set_num_threads(local_threads(1))
-    try:
-        one, a = _pool_rows_by(tmp_path, trained, digits, "one")
-    finally:
-        torch.set_num_threads(1)
+    """A real LocalCluster of 2 worker processes (1 torch thread each) against this process on 1
+    thread: the same shard task on the same threads. (At different thread counts torch may
+    reduce in another order, and CI's CPU then moves loss_g in its last bit.)"""
+    torch.set_num_threads(1)
+    one, a = _pool_rows_by(tmp_path, trained, digits, "one")
     two, b = _pool_rows_by(tmp_path, trained, digits, "two", workers=2)
     assert one.n_attempts == two.n_attempts > 8 * 32 and one.reasons == two.reasons
     for name in POOL_ROW_ARRAYS:
@@ -71,7 +72,7 @@ def test_two_dask_workers_give_the_pool_of_one_process(tmp_path, trained, digits
 
 @pytest.mark.slow
 def test_one_and_two_dask_workers_give_identical_pools(tmp_path, trained, digits):
-    one, a = _pool_rows_by(tmp_path, trained, digits, "one", workers=1)
+    one, a = _pool_rows_by(tmp_path, trained, digits, "one", backend=DaskBackend(workers=1, threads=1))
     two, b = _pool_rows_by(tmp_path, trained, digits, "two", workers=2)
     assert one.n_attempts == two.n_attempts > 8 * 32 and one.reasons == two.reasons
     for name in POOL_ROW_ARRAYS:
