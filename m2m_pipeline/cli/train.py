@@ -60,6 +60,12 @@ def train_f_cmd(dataset: Optional[str] = DatasetOpt,
                                                      "when --out is given)"),
                 reuse_pools: Optional[Path] = typer.Option(None, "--reuse-pools", help="the pools an ablation "
                                                            "re-decides (default pools/<dataset>/M2m-seed<s>)"),
+                mode: Optional[str] = typer.Option(None, "--mode", help="reuse | fresh, for an ablation that "
+                                                   "re-decides rows (M2m-Clean, M2m-Rand, ...): reuse applies its "
+                                                   "rule to M2m's stored rows (no translation); fresh translates "
+                                                   "each deferred epoch with its own f, then the same rule (the "
+                                                   "paper's definition, writes pools of its own). Default: the "
+                                                   "mode params.yaml's ablations section gives it, else reuse"),
                 force: bool = ForceOpt, params_path: Path = ParamsOpt) -> None:
     """Train f with one method to the end of the schedule; an interrupted run resumes.
 
@@ -69,27 +75,32 @@ def train_f_cmd(dataset: Optional[str] = DatasetOpt,
 
     Example: m2m-pipeline train-f --dataset digits --method M2m --seed 0   (runs/digits/M2m-seed0,
     pools/digits/M2m-seed0/epoch_40 ... epoch_59); then
-    m2m-pipeline train-f --dataset digits --method M2m-Clean --seed 0   (reads those pools)"""
-    from ..jobs.dispatch import method_inputs, run_any_train, translation_backend
+    m2m-pipeline train-f --dataset digits --method M2m-Clean --seed 0   (reads those pools), or
+    m2m-pipeline train-f --dataset digits --method M2m-Clean --seed 0 --mode fresh   (translates)"""
+    from ..jobs.catalog import reuses, translates
+    from ..jobs.dispatch import method_inputs, resolve_mode, run_any_train, translation_backend
     from ..params import fit_options, m2m_config, preset_for
 
     params, name, layout = context(params_path, dataset)
     method = method_name(method)
     s = seed_of(params, seed)
-    inputs = method_inputs(layout, method, s)
+    mode = resolve_mode(params, method, mode)   # an unknown mode, or a mode for a method without one: one line
+    if reuse_pools is not None and not reuses(method, mode):
+        raise M2mError(f"--reuse-pools is for an ablation that re-decides M2m's stored rows; {method}"
+                       f"{' in mode ' + mode if mode else ''} translates its own")
+    inputs = method_inputs(layout, method, s, mode)
     if reuse_pools is not None:
         inputs["reused_pools"] = reuse_pools
     out_dir = out or layout.run(method, s)
     pools_dir = pools or (out / "pools" if out is not None else layout.pools(method, s))
-    from ..jobs.catalog import translates
 
-    refuse_dvc_outputs(out_dir, pools_dir if translates(method) else None, force=force)
-    res = run_any_train(layout.prepared, preset_for(params, name), method=method, seed=s,
+    refuse_dvc_outputs(out_dir, pools_dir if translates(method, mode) else None, force=force)
+    res = run_any_train(layout.prepared, preset_for(params, name), method=method, seed=s, mode=mode,
                         out_dir=out_dir, pools_dir=pools_dir,
                         m2m=m2m_config(params, name), **inputs,
                         method_params=(params.get("ablation_params") or {}).get(method),
                         options=fit_options(params), backend=translation_backend(params))
-    typer.echo(f"{method}: best val bACC {res.best_val_bacc:.1f} at epoch {res.best_epoch}; {res.last_path}")
+    typer.echo(f"{method}{' (mode ' + mode + ')' if mode else ''}: best val bACC {res.best_val_bacc:.1f} at epoch {res.best_epoch}; {res.last_path}")
 
 
 def _configured_modes() -> dict[str, str]:

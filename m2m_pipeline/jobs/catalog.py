@@ -33,9 +33,14 @@ def check_method_name(name: str, option: str = "--method") -> str:
     return name
 
 
-def translates(name: str) -> bool:
-    """Whether training ``name`` writes pools of its own (the CLI checks where they go)."""
-    return bool(get_method(name).translate)
+def translates(name: str, mode: str | None = None) -> bool:
+    """Whether training ``name`` (in ``mode``) writes pools of its own (the CLI checks where they go)."""
+    return bool(get_method(name, mode).translate)
+
+
+def reuses(name: str, mode: str | None = None) -> bool:
+    """Whether training ``name`` (in ``mode``) re-decides the stored rows of another run's pools."""
+    return bool(get_method(name, mode).reuse)
 
 
 def method_catalog() -> list[MethodSpec]:
@@ -43,4 +48,4 @@ def method_catalog() -> list[MethodSpec]:
     return [get_method(name) for name in list_methods()]
 
 
-__all__ = ["check_method_name", "dataset_names", "describe_dataset", "method_catalog", "translates"]
+__all__ = ["check_method_name", "dataset_names", "describe_dataset", "method_catalog", "reuses", "translates"]

@@ -78,6 +78,18 @@ def method_inputs(layout: Layout, method: str, seed: int, mode: str | None = Non
             "reused_pools": layout.pools(spec.reuse, seed) if spec.reuse else None}
 
 
+def resolve_mode(params: Mapping[str, Any], method: str, mode: str | None = None) -> str | None:
+    """The mode ``method`` trains in: ``mode`` when given, else, for an ablation that re-decides
+    rows, the one params' ``ablations`` section gives it ("reuse" when it names none), else None.
+    An unknown mode, or a mode for a method without modes, is an M2mError naming it."""
+    from ..params import ablation_modes
+
+    if mode is None and get_method(method).redecides:
+        mode = ablation_modes(params).get(method, "reuse")
+    get_method(method, mode)
+    return mode
+
+
 def translation_backend(params: Mapping[str, Any], *, workers: int | None = None,
                         scheduler: str | None = None) -> TranslationBackend:
     """Where translation runs, built once from params ``translate`` with ``--workers`` /
@@ -85,4 +97,4 @@ def translation_backend(params: Mapping[str, Any], *, workers: int | None = None
     return create_backend(params.get("translate"), workers=workers, scheduler=scheduler)
 
 
-__all__ = ["method_inputs", "run_any_train", "train_method", "translation_backend"]
+__all__ = ["method_inputs", "resolve_mode", "run_any_train", "train_method", "translation_backend"]

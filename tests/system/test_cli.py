@@ -64,3 +64,35 @@ def test_generate_writes_a_pool_that_reads_back(tmp_path, trained):
     bad = _cli(["generate", "--g", str(tmp_path / "missing.pt"), "--f", str(trained / "warm" / "last.pt"),
                 "--out", str(tmp_path / "p2")], tmp_path)
     assert bad.returncode == 2 and "missing.pt" in bad.stderr and not (tmp_path / "p2").exists()
+
+
+def _tiny_params(tmp_path, **ablations):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["presets"]["digits"].update(epochs=4, deferred_epoch=2, milestones=[3], warmup_epochs=1,
+                                       model_args={"width": 8})
+    params["m2m"].update(steps=3, step_size=1.0, beta=0.9, gamma=0.5)
+    params["ablations"].update(ablations)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def test_train_f_mode_fresh_translates_with_its_own_f_and_bad_modes_are_one_line(tmp_path):
+    _tiny_params(tmp_path, reuse=["M2m-Rand"], fresh=["M2m-No-Gamma"])
+    for cmd in (["prepare"], ["pretrain-g", "--seed", "0"], ["warm-f", "--seed", "0"]):
+        res = _cli(cmd, tmp_path)
+        assert res.returncode == 0, (cmd, res.stderr)
+    runs = sorted(p.name for p in (tmp_path / "runs" / "digits").iterdir())
+    for args, needle in ((["--method", "ERM", "--mode", "fresh"], "ERM does not re-decide"),
+                         (["--method", "M2m-Clean", "--mode", "bogus"], "unknown ablation mode 'bogus'"),
+                         (["--method", "M2m", "--reuse-pools", str(tmp_path)], "--reuse-pools is for an ablation"),
+                         # without --mode, params.yaml's ablations section decides: fresh here
+                         (["--method", "M2m-No-Gamma", "--reuse-pools", str(tmp_path)], "in mode fresh translates")):
+        bad = _cli(["train-f", "--seed", "0", *args], tmp_path)
+        assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and needle in bad.stderr, bad.stderr
+    assert sorted(p.name for p in (tmp_path / "runs" / "digits").iterdir()) == runs and not (tmp_path / "pools").exists()
+    # no M2m run exists: fresh needs none, as it translates its own rows (reuse would be refused)
+    res = _cli(["train-f", "--seed", "0", "--method", "M2m-Clean", "--mode", "fresh"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "M2m-Clean (mode fresh)" in res.stdout
+    epochs = sorted(p.name for p in (tmp_path / "pools" / "digits" / "M2m-Clean-seed0").iterdir())
+    assert epochs == ["epoch_2", "epoch_3"]
+    assert open_pool(tmp_path / "pools" / "digits" / "M2m-Clean-seed0" / "epoch_3").attrs["epoch"] == 3

@@ -187,8 +187,8 @@ def test_dask_backend_starts_its_cluster_once_per_outermost_block(monkeypatch):
     events = []
 
     @contextlib.contextmanager
-    def fake_client(workers=None, scheduler=None):
-        events.append(("start", workers, scheduler))
+    def fake_client(workers=None, scheduler=None, threads=None):
+        events.append(("start", workers, scheduler, threads))
         try:
             yield "CLIENT", 3
         finally:
@@ -200,12 +200,14 @@ def test_dask_backend_starts_its_cluster_once_per_outermost_block(monkeypatch):
     with b:
         with b:
             assert (b.client, b.torch_threads) == ("CLIENT", 3)
-        assert events == [("start", 2, None)]
-    assert events == [("start", 2, None), ("stop",)] and (b.client, b.torch_threads) == (None, None)
+        assert events == [("start", 2, None, None)]
+    assert events == [("start", 2, None, None), ("stop",)] and (b.client, b.torch_threads) == (None, None)
     given = DaskBackend(client="MINE")
     with given:
         assert given.client == "MINE"
     assert given.client == "MINE" and len(events) == 2   # a given client is neither started nor closed
+    with DaskBackend(workers=2, threads=1):   # threads per task go to the cluster it starts
+        assert events[-1] == ("start", 2, None, 1)
 
 
 def test_dask_backend_refuses_shards_without_model_configs_and_skips_none(monkeypatch):
@@ -220,7 +222,7 @@ def test_dask_backend_hands_the_shards_to_its_client(monkeypatch):
     calls = []
 
     @contextlib.contextmanager
-    def fake_client(workers=None, scheduler=None):
+    def fake_client(workers=None, scheduler=None, threads=None):
         calls.append("start")
         yield "CLIENT", 2
 
