@@ -1,14 +1,18 @@
 """What writing an epoch's pool and reading it back costs, against keeping the rows in memory.
 
-One M2m epoch, timed two ways in the same run, alternating, on the same models and plan:
+One M2m epoch, timed three ways in the same run, alternating, on the same models and plan:
 
 - ``in_memory``: draw the seeds, translate every attempt (``translate_rows``), keep the accepted
   x* in a dict, train f one epoch on the planned batches with them swapped in;
 - ``with_pool``: the same translation through ``generate_pool`` (compact x*, zstd shards,
-  per-shard commits, completion marker), the accepted rows read back and decoded
-  (``load_swaps``), then the same epoch of training.
+  per-shard commits, completion marker), the accepted rows taken from the writer as training
+  takes them (``keep_accepted``: x* decoded from the stored bytes), then the same epoch of training;
+- ``with_pool_read_back``: the same, the accepted rows read back from the pool and decoded
+  (``load_swaps``) instead: what an epoch costs when they are not handed over (resumed pools,
+  dask workers, other rules).
 
-The ratio with_pool / in_memory is the pool's overhead (goal <= 1.05, issue 9). g and f are an
+The ratio with_pool / in_memory is the pool's overhead (goal <= 1.05, issues 9 and 16);
+``ratio_read_back`` the same with the read back. g and f are an
 MLP trained a few epochs on the data (so some attempts are accepted, as in a real epoch).
 
 The floor (issue 16, ``benchmarks/_floor.py``), timed in the same run on the same epoch's rows:
@@ -48,6 +52,20 @@ from m2m_pipeline.pools.reuse import Swap, load_swaps
 from m2m_pipeline.jobs.train import pretrain_g, warm_f
 from m2m_pipeline.training import Preset, load_checkpoint, model_from_checkpoint
 from m2m_pipeline.training.loop import batch_inputs
+
+
+def trained_models(data, work: Path):
+    """(g, f, cfg, batch size) of the benchmark: an MLP (vectors) or the small CNN (images) trained
+    4 epochs as g (seed 1000) and as the warm f (seed 0), and the translation parameters."""
+    model = "mlp" if data.input_kind == "vector" else "small_cnn"
+    preset = Preset(model=model, epochs=4, batch_size=64, warmup_epochs=1, milestones=(3,), deferred_epoch=3,
+                    weight_decay=5e-5)
+    pretrain_g(data, preset, seed=1000, out_dir=work / "g", progress=False)
+    warm_f(data, preset, seed=0, out_dir=work / "f", progress=False)
+    g = model_from_checkpoint(load_checkpoint(work / "g" / "last.pt"))
+    f0 = model_from_checkpoint(load_checkpoint(work / "f" / "last.pt"))
+    cfg = TranslationConfig(step_size=1.0 if data.input_kind == "vector" else 0.1, beta=0.99, lam=0.5, gamma=0.9)
+    return g, f0, cfg, preset.batch_size
 
 
 def train_epoch(model: torch.nn.Module, data, plan, swaps, lr: float = 0.01) -> None:
@@ -140,22 +158,16 @@ def main() -> None:
     data = create_dataset(args.dataset, data_root=args.data_root)
     work = Path(tempfile.mkdtemp(prefix="m2m-pool-overhead-"))
     try:
-        model = "mlp" if data.input_kind == "vector" else "small_cnn"
-        preset = Preset(model=model, epochs=4, batch_size=64, warmup_epochs=1, milestones=(3,), deferred_epoch=3,
-                        weight_decay=5e-5)
-        pretrain_g(data, preset, seed=1000, out_dir=work / "g", progress=False)
-        warm_f(data, preset, seed=0, out_dir=work / "f", progress=False)
-        g = model_from_checkpoint(load_checkpoint(work / "g" / "last.pt"))
-        f0 = model_from_checkpoint(load_checkpoint(work / "f" / "last.pt"))
-        cfg = TranslationConfig(step_size=1.0 if data.input_kind == "vector" else 0.1, beta=0.99, lam=0.5, gamma=0.9)
-        times: dict[str, list[float]] = {"in_memory": [], "with_pool": []}
+        g, f0, cfg, batch_size = trained_models(data, work)
+        ways = ("in_memory", "with_pool", "with_pool_read_back")
+        times: dict[str, list[float]] = {way: [] for way in ways}
         accepted = None
         for rep in range(args.repeats + 1):   # the first round warms caches and is not counted
-            for way in ("in_memory", "with_pool") if rep % 2 == 0 else ("with_pool", "in_memory"):
+            for way in ways[rep % 3:] + ways[:rep % 3]:   # each way first, second and last in turn
                 f = copy.deepcopy(f0)
                 t0 = time.perf_counter()
                 plan = make_plan(data.train.y, data.class_counts, seed=0, epoch=3, order="balanced", attempts=True,
-                                 augment=data.augment, batch_size=preset.batch_size)
+                                 augment=data.augment, batch_size=batch_size)
                 if way == "in_memory":
                     draws = draw_slots(data, plan, cfg, 0)
                     rows = translate_rows(g, f, data, draws, slice(0, None), make_translator(cfg, data.input_range),
@@ -163,8 +175,13 @@ def main() -> None:
                     swaps = {int(s): Swap(x, int(k)) for s, x, k, a in
                              zip(rows["slot"], rows["x"], rows["target"], rows["accepted"]) if a}
                     exact = rows
-                else:
+                elif way == "with_pool":
                     out = work / f"pool-{rep}"
+                    summary = generate_pool(g=g, f=f, data=data, plan=plan, cfg=cfg, seed=0, out=out,
+                                            keep_accepted=True)
+                    swaps = summary.swaps.as_dict()
+                else:
+                    out = work / f"pool-back-{rep}"
                     generate_pool(g=g, f=f, data=data, plan=plan, cfg=cfg, seed=0, out=out)
                     plan, swaps = load_swaps(out, data)
                 train_epoch(f, data, plan, swaps)
@@ -175,8 +192,11 @@ def main() -> None:
         floor = epoch_floor(exact, data, args.repeats)
         noise = noise_cost(data.input_shape)
         in_memory, with_pool = statistics.median(times["in_memory"]), statistics.median(times["with_pool"])
+        read_back = statistics.median(times["with_pool_read_back"])
         n_attempts = int(plan.attempt.sum())
         result = {"in_memory_s": in_memory, "with_pool_s": with_pool, "ratio": with_pool / in_memory,
+                  "with_pool_read_back_s": read_back, "ratio_read_back": read_back / in_memory,
+                  "ours_over_floor_read_back": (read_back - in_memory) / floor["floor_s"],
                   "floor_s": floor["floor_s"], "ours_over_floor": (with_pool - in_memory) / floor["floor_s"],
                   "floor": floor,
                   "dataset": data.name, "attempts": n_attempts, "accepted": accepted, "repeats": args.repeats,
@@ -185,8 +205,8 @@ def main() -> None:
                   "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         print(f"{data.name}: {n_attempts} attempts, {accepted} accepted; epoch in memory {in_memory:.2f} s, "
-              f"with pool {with_pool:.2f} s, ratio {result['ratio']:.3f} (median of {args.repeats}; "
-              f"load {result['load_avg'][0]:.1f})")
+              f"with pool {with_pool:.2f} s, ratio {result['ratio']:.3f}; read back instead {read_back:.2f} s, "
+              f"ratio {result['ratio_read_back']:.3f} (median of {args.repeats}; load {result['load_avg'][0]:.1f})")
         print(f"x per row: float32 {size['raw_float32_bytes_per_row']:.0f} B, stored (x_delta + x_exp, zstd) "
               f"{size['stored_bytes_per_row']:.1f} B = {100 * size['stored_fraction']:.1f}% (float16 delta + zstd "
               f"would be {100 * size['float16_delta_zstd_fraction']:.1f}%); largest per-value error "

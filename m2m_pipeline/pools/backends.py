@@ -82,7 +82,7 @@ class InProcessBackend(TranslationBackend):
                          progress: Callable[[int], None] | None = None) -> list[dict[str, int]]:
         return _translate_here(g=g, f=f, data=job.data, draws=job.draws, translator=job.translator, cfg=job.cfg,
                                seed=job.seed, epoch=job.epoch, work=job.work, shard_rows=job.shard_rows,
-                               shards=shards, progress=progress)
+                               shards=shards, progress=progress, kept=job.kept)
 
 
 class DaskBackend(TranslationBackend):
@@ -140,9 +140,10 @@ class DaskBackend(TranslationBackend):
 
 
 def _translate_here(*, g, f, data, draws, translator, cfg, seed, epoch, work, shard_rows, shards,
-                    progress) -> list[dict[str, int]]:
+                    progress, kept=None) -> list[dict[str, int]]:
     """The shards in this process: shard i is encoded and written by a writer thread while shard
-    i + 1 is translated (torch and zstd release the GIL), one write in flight at a time."""
+    i + 1 is translated (torch and zstd release the GIL), one write in flight at a time; ``kept``
+    collects the accepted rows decoded (shard.commit_shard)."""
     results: list[dict[str, int]] = []
 
     def done(future) -> None:
@@ -158,7 +159,7 @@ def _translate_here(*, g, f, data, draws, translator, cfg, seed, epoch, work, sh
                                   cfg, seed, epoch)
             if pending is not None:
                 done(pending)
-            pending = writer_thread.submit(commit_shard, rows, data, work, index, cfg.store)
+            pending = writer_thread.submit(commit_shard, rows, data, work, index, cfg.store, kept)
         if pending is not None:
             done(pending)
     return results

@@ -95,12 +95,14 @@ def read_x(pool: Any, data: PreparedData, rows: np.ndarray | None = None) -> np.
 
 
 
-def encode_rows(rows: dict[str, np.ndarray], data: PreparedData, store: str = "all") -> dict[str, np.ndarray]:
+def encode_rows(rows: dict[str, np.ndarray], data: PreparedData, store: str = "all", *,
+                return_x0: bool = False) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], np.ndarray]:
     """Pool rows with exact ``x`` (as :func:`~m2m_pipeline.pools.shard.translate_rows` returns
     them) -> the rows a pool stores: ``x`` replaced by ``x_delta`` and ``x_exp``. With
     ``store="accepted"`` (params.yaml ``pools.store``) only the accepted rows keep their x*: the
     others store zeros, which zstd reduces to almost nothing, and decode to NaN (x_exp
-    :data:`NOT_STORED_EXP`); their small columns (reason, prob_g, u_beta, ...) are kept."""
+    :data:`NOT_STORED_EXP`); their small columns (reason, prob_g, u_beta, ...) are kept.
+    ``return_x0``: also return the rows' x0 (float32), for a writer that decodes what it stored."""
     has_seed = rows["seed_index"] >= 0
     x0 = np.zeros(rows["x"].shape, dtype=np.float32)
     if has_seed.any():
@@ -114,7 +116,7 @@ def encode_rows(rows: dict[str, np.ndarray], data: PreparedData, store: str = "a
         raise ValueError(f"store must be 'all' or 'accepted', got {store!r}")
     out = {k: v for k, v in rows.items() if k != "x"}
     out.update(x_delta=x_delta, x_exp=x_exp)
-    return out
+    return (out, x0) if return_x0 else out
 
 
 __all__ = ["DELTA_BITS", "NOT_STORED_EXP", "decode_x", "encode_rows", "encode_x", "read_x"]

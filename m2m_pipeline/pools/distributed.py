@@ -96,15 +96,24 @@ def run_shard(job: ShardJob, g_spec: ModelSpec, f_spec: ModelSpec, index: int,
     return index, counts
 
 
-def local_threads(workers: int, cores: int | None = None) -> int:
-    """Torch threads per worker of a local cluster: N x threads <= cores."""
+def local_threads(workers: int, cores: int | None = None, threads: int | None = None) -> int:
+    """Torch threads per worker of a local cluster: ``threads`` when given (1 up to cores //
+    workers, so N x threads <= cores), else cores // workers; a bad value is a one-line M2mError."""
     cores = cores or os.cpu_count() or 1
     if workers < 1:
         raise M2mError(f"--workers must be >= 1, got {workers}")
     if workers > cores:
         raise M2mError(f"--workers {workers} exceeds the {cores} CPU cores of this machine; "
                        f"use at most {cores} (each worker process needs a core)")
-    return max(1, cores // workers)
+    most = max(1, cores // workers)
+    if threads is None:
+        return most
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise M2mError(f"torch threads per worker must be an integer >= 1, got {threads!r}")
+    if threads > most:
+        raise M2mError(f"{threads} torch threads per worker x {workers} workers exceeds the {cores} CPU cores; "
+                       f"use at most {most}")
+    return threads
 
 
 # the address schemes of dask.distributed's comms that a scheduler can listen on
@@ -268,11 +277,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None,
         finally:
             client.close()
         return
-    most = local_threads(int(workers))
-    if threads is not None and not 1 <= int(threads) <= most:
-        raise M2mError(f"{threads} torch threads per worker x {workers} workers exceeds the "
-                       f"{os.cpu_count()} CPU cores; use at most {most}")
-    threads = int(threads) if threads is not None else most
+    threads = local_threads(int(workers), threads=threads)
     pinned = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None,
                       silence_logs=logging.ERROR, env=pinned) as cluster, Client(cluster) as client:

@@ -63,6 +63,10 @@ class PoolSummary:
     n_attempts: int
     n_accepted: int
     reasons: dict[str, int] = field(default_factory=dict)
+    # generate_pool(keep_accepted=True): the accepted rows as training takes them (reuse.EpochSwaps,
+    # x* decoded from the stored bytes), when every shard was committed by this process; else None
+    swaps: Any = field(default=None, repr=False, compare=False)
+    attrs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)   # the pool's attributes, as sealed
 
     @property
     def accept_rate(self) -> float:
@@ -133,14 +137,16 @@ def _finished_pool(out: Path, job_hash: str) -> PoolSummary | None:
     if attrs.get("job_hash") != job_hash:
         return None
     s = attrs["summary"]
-    return PoolSummary(out, int(s["n_slots"]), int(s["n_attempts"]), int(s["n_accepted"]), dict(s["reasons"]))
+    return PoolSummary(out, int(s["n_slots"]), int(s["n_attempts"]), int(s["n_accepted"]), dict(s["reasons"]),
+                       attrs=attrs)
 
 
 def generate_pool(*, g: nn.Module, f: nn.Module, data: PreparedData, plan: EpochPlan, cfg: TranslationConfig,
                   seed: int, out: str | Path, provenance: dict[str, Any] | None = None,
                   progress: Callable[[int], None] | None = None,
                   allowed_seeds: np.ndarray | None = None, backend: TranslationBackend | None = None,
-                  model_configs: tuple[dict[str, Any], dict[str, Any]] | None = None) -> PoolSummary:
+                  model_configs: tuple[dict[str, Any], dict[str, Any]] | None = None,
+                  keep_accepted: bool = False) -> PoolSummary:
     """Translate every attempt slot of ``plan`` with g and the f snapshot, and write the pool.
 
     One shard per translation task of ``cfg.rows_per_shard`` rows (rounded down to whole
@@ -186,7 +192,7 @@ def generate_pool(*, g: nn.Module, f: nn.Module, data: PreparedData, plan: Epoch
             progress(sum(int(r["rows"]) for r in records.values()))
         todo = [i for i in range(writer.n_shards) if i not in records]
         job = ShardJob(data=data, draws=draws, translator=translator, cfg=cfg, seed=seed, epoch=plan.epoch,
-                       work=writer.work, shard_rows=writer.shard_rows)
+                       work=writer.work, shard_rows=writer.shard_rows, kept={} if keep_accepted else None)
         results = backend.translate_shards(job, g=g, f=f, shards=todo, model_configs=model_configs,
                                            progress=progress)
         for shard_counts in results:
@@ -202,7 +208,16 @@ def generate_pool(*, g: nn.Module, f: nn.Module, data: PreparedData, plan: Epoch
         attrs.update(provenance or {})
         attrs["job_hash"] = job_hash
         writer.finish(attrs)
-    return PoolSummary(out, len(plan), n, counts["accepted"], counts)
+    swaps = None
+    if keep_accepted and job.kept is not None and len(job.kept) == writer.n_shards and not records:
+        from .reuse import EpochSwaps
+
+        parts = [job.kept[i] for i in range(writer.n_shards)]   # shards hold rows in slot order
+        swaps = EpochSwaps(*(np.concatenate([p[k] for p in parts]) if parts else empty
+                             for k, empty in enumerate((np.zeros(0, np.int64),
+                                                        np.zeros((0, *data.input_shape), np.float32),
+                                                        np.zeros(0, np.int64)))))
+    return PoolSummary(out, len(plan), n, counts["accepted"], counts, swaps, attrs)
 
 
 __all__ = ["PoolSummary", "data_max_abs", "generate_pool", "make_translator", "pool_attrs", "write_pool"]

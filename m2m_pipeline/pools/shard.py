@@ -9,7 +9,7 @@ slot), so a shard's rows do not depend on where, or in which order, the shards r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from ..acceptance import REASON_NAMES, REASONS
 from ..datasets import PreparedData
 from ..store import write_pool_shard
 from ..translate import M2mTranslator
-from .codec import encode_rows
+from .codec import decode_x, encode_rows
 from .config import TranslationConfig
 from .draws import SlotDraws, seed_inputs, start_noise_batch
 
@@ -76,6 +76,11 @@ class ShardJob:
     epoch: int
     work: str | Path
     shard_rows: int
+    # Filled by shards committed in this process (InProcessBackend): {shard: (slot, x*, target)} of
+    # the accepted rows, x* decoded from exactly the bytes stored, so training can take them from
+    # the writer instead of reading the pool back (issue 16). A job sent to dask workers is a copy:
+    # their shards add nothing here, and the rows are read back from the pool.
+    kept: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 
 
 def translate_shard(g: nn.Module, f: nn.Module, data: PreparedData, draws: SlotDraws, index: int, shard_rows: int,
@@ -90,11 +95,20 @@ def translate_shard(g: nn.Module, f: nn.Module, data: PreparedData, draws: SlotD
 
 
 def commit_shard(rows: dict[str, np.ndarray], data: PreparedData, work: str | Path, index: int,
-                 store: str = "all") -> dict[str, int]:
+                 store: str = "all", kept: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+                 ) -> dict[str, int]:
     """Encode translated rows (exact x*, decisions taken) and write and commit them as shard
-    ``index``; ``store`` is ``pools.store`` (``accepted``: x* of the accepted rows only)."""
+    ``index``; ``store`` is ``pools.store`` (``accepted``: x* of the accepted rows only). With
+    ``kept`` (a dict), ``kept[index]`` gets the accepted rows' (slot, x*, target), x* decoded from
+    the stored x_delta/x_exp as any reader of the pool decodes it (pools/codec.read_x)."""
     counts = reason_counts(rows["reason"])
-    write_pool_shard(work, index, encode_rows(rows, data, store), counts)
+    encoded, x0 = encode_rows(rows, data, store, return_x0=True)
+    write_pool_shard(work, index, encoded, counts)
+    if kept is not None:
+        acc = np.flatnonzero(rows["accepted"])
+        x = decode_x(encoded["x_delta"][acc], encoded["x_exp"][acc], x0[acc], rows["seed_index"][acc] >= 0,
+                     data.input_range)
+        kept[int(index)] = (np.asarray(rows["slot"])[acc].astype(np.int64), x, rows["target"][acc].astype(np.int64))
     return counts
 
 

@@ -19,11 +19,13 @@ from .zarr_io import checksummed_compressors, read_array, read_root_attrs
 
 
 def migrate_group(path: str | Path, what: str, *, kind: str, version: int, reopen: Callable[[Path], Any],
-                  oldest: int = 1, too_old: str = "", kind_name: str | None = None) -> bool:
+                  oldest: int = 1, too_old: str = "", kind_name: str | None = None,
+                  whole_shard_chunks: bool = False) -> bool:
     """Rewrite the ``what`` at ``path`` (attribute ``kind``) from an older ``format_version`` into
     ``version``; False when it is already current (then only ``reopen``, the reader, checks it).
     A version below ``oldest`` is refused with ``too_old`` (what the user should do instead);
-    ``kind_name`` names the kind in the refusal of another kind of group (default: a ``what``)."""
+    ``kind_name`` names the kind in the refusal of another kind of group (default: a ``what``);
+    ``whole_shard_chunks``: sharded arrays are rewritten with one inner chunk per shard (pool format 4)."""
     path = Path(path)
     group = open_unsealed(path, what)
     attrs = dict(group.attrs)
@@ -44,7 +46,7 @@ def migrate_group(path: str | Path, what: str, *, kind: str, version: int, reope
     if work.exists():
         shutil.rmtree(work)
     try:
-        rewrite_group(path, group, work, keep, what)
+        rewrite_group(path, group, work, keep, what, whole_shard_chunks=whole_shard_chunks)
         reopen(work)   # what readers will check, before it replaces the old group
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -70,7 +72,7 @@ def open_unsealed(path: Path, what: str) -> zarr.Group:
 
 
 def rewrite_group(src: Path, group: zarr.Group, dst: Path, attrs: dict[str, Any], what: str, *,
-                  block_bytes: int = 64 << 20) -> int:
+                  block_bytes: int = 64 << 20, whole_shard_chunks: bool = False) -> int:
     """Copy the complete group ``src`` (of an older format, opened by :func:`open_unsealed` as
     ``group``) into a new folder ``dst``: every array
     with its shape, chunks, shards, fill value, dimension names and attributes, its values read in
@@ -104,6 +106,8 @@ def rewrite_group(src: Path, group: zarr.Group, dst: Path, attrs: dict[str, Any]
             continue
         chunks = tuple(int(c) for c in arr.chunks)
         shards = tuple(int(c) for c in arr.shards) if arr.shards is not None else None
+        if whole_shard_chunks and shards is not None:
+            chunks = shards   # a reader reads a whole shard file at a time (pool format 4)
         new = parent.create_array(leaf, shape=arr.shape, dtype=arr.dtype, chunks=chunks, shards=shards,
                                   compressors=checksummed_compressors(), dimension_names=dims,
                                   fill_value=arr.fill_value, attributes=attributes)

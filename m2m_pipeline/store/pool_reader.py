@@ -4,7 +4,7 @@ of ``pools verify`` (:func:`verify_pool`), the migration of older formats and th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +14,44 @@ import zarr
 from ..utils import M2mError
 from .integrity import check_digests
 from .migration import migrate_group
-from .pool_schema import (MIGRATE_COMMAND, POOL_ARRAY_DTYPES, POOL_FORMAT_VERSION, POOL_ROW_ARRAYS, POOL_SCHEMA,
-                          check_pool_consistency)
-from .zarr_io import open_complete, read_array, read_arrays
+from .pool_schema import (MIGRATE_COMMAND, POOL_ARRAY_DTYPES, POOL_FORMAT_VERSION, POOL_READABLE_FROM, POOL_ROW_ARRAYS,
+                          POOL_SCHEMA, check_pool_consistency)
+from .shard_file import ShardLayout, shard_layout
+from .zarr_io import open_checked_group, open_complete, read_array, read_arrays, read_sharded
 
 
 @dataclass
 class Pool:
     """A read-only view of a complete pool, checked when opened (:func:`open_pool`); arrays load
     on access, each chunk verified against its crc32c, and the index arrays (``target``,
-    ``seed_class``, ``slot``, ``seed_index``, ``reason``, ``plan/order``) checked to be in range."""
+    ``seed_class``, ``slot``, ``seed_index``, ``reason``, ``plan/order``) checked to be in range.
+
+    ``metas`` (each array's zarr.json, digest-checked by :func:`open_pool`) lets the sharded arrays
+    be read a whole shard file at a time without zarr (store/shard_file.py): the same values and
+    the same checksums, a few numpy and zstd calls instead of zarr's per-chunk machinery."""
 
     path: Path
-    group: zarr.Group
+    _group: zarr.Group | None   # opened when first needed (store/zarr_io.open_checked_group)
     checked_attrs: dict[str, Any] | None = None
+    metas: dict[str, dict[str, Any]] | None = None
+    _layouts: dict[str, ShardLayout | None] = field(default_factory=dict, repr=False)
+
+    @property
+    def group(self) -> zarr.Group:
+        """The pool as a zarr group, for what the whole-shard reader does not read (the class names,
+        other layouts, ``pools verify``): opened on first use, its attributes compared with those
+        checked at open."""
+        if self._group is None:
+            self._group = open_checked_group(self.path, self.checked_attrs, "pool") \
+                if self.checked_attrs is not None else zarr.open_group(str(self.path), mode="r")
+        return self._group
 
     @property
     def attrs(self) -> dict[str, Any]:
-        return dict(self.checked_attrs if self.checked_attrs is not None else self.group.attrs)
+        return dict(self.checked_attrs if self.checked_attrs is not None else self._opened_attrs())
+
+    def _opened_attrs(self) -> dict[str, Any]:
+        return dict(self.group.attrs)
 
     def __len__(self) -> int:
         return int(self.attrs["n_rows"])
@@ -66,20 +86,38 @@ class Pool:
                                f"outside {lo}..{hi} ({what}); delete it and write it again")
         return values
 
+    def layout(self, name: str) -> ShardLayout | None:
+        """The shard layout of array ``name`` when the fast path reads it (shard_file.shard_layout), else None."""
+        if name not in self._layouts:
+            meta = (self.metas or {}).get(name)
+            self._layouts[name] = None if meta is None else shard_layout(meta)
+        return self._layouts[name]
+
+    def _read(self, name: str, sel: Any) -> np.ndarray:
+        layout = self.layout(name)
+        if layout is None:
+            return read_array(self.path, self.group, name, sel)
+        files = (self.attrs.get("manifest") or {}).get("files")
+        return read_sharded(self.path, name, layout, sel, "pool", files)
+
     def array(self, name: str, sel: Any = ...) -> np.ndarray:
         if name == "x" and not self.has_array("x"):
             raise M2mError(f"pool {self.path} stores x* compactly (x_delta, x_exp); read it decoded with "
                            f"m2m_pipeline.pools.codec.read_x(pool, data, rows)")
-        return self._checked(name, read_array(self.path, self.group, name, sel))
+        return self._checked(name, self._read(name, sel))
 
     def plan_arrays(self) -> dict[str, np.ndarray]:
-        return {k: self._checked(f"plan/{k}", read_array(self.path, self.group, f"plan/{k}"))
-                for k in ("order", "attempt", "aug")}
+        return {k: self._checked(f"plan/{k}", self._read(f"plan/{k}", ...)) for k in ("order", "attempt", "aug")}
 
     def rows(self, names: tuple[str, ...] = POOL_ROW_ARRAYS, sel: Any = ...) -> dict[str, np.ndarray]:
-        """Several arrays at once (rows ``sel``: all, a slice, or an array of row indices), read
-        concurrently in one round trip to zarr's event loop rather than one blocking call each."""
-        return {k: self._checked(k, v) for k, v in read_arrays(self.path, self.group, tuple(names), sel).items()}
+        """Several arrays at once (rows ``sel``: all, a slice, or an array of row indices): the
+        sharded ones a whole shard file at a time (the fast path), any other concurrently in one
+        round trip to zarr's event loop rather than one blocking call each."""
+        names = tuple(names)
+        slow = tuple(k for k in names if self.layout(k) is None)
+        out = dict(read_arrays(self.path, self.group, slow, sel)) if slow else {}
+        out.update({k: self._read(k, sel) for k in names if k not in out})
+        return {k: self._checked(k, out[k]) for k in names}
 
 
 def _check_pool_arrays(path: Path, attrs: dict[str, Any], metas: dict[str, dict[str, Any]]) -> None:
@@ -112,18 +150,21 @@ def open_pool(path: str | Path) -> Pool:
     every recorded file at its size. Chunks are checked against their crc32c when read."""
     path = Path(path)
     group, attrs, metas = open_complete(path, "pool", kind="m2m-pool", version=POOL_FORMAT_VERSION,
-                                        migrate=f"{MIGRATE_COMMAND} {path}", schema=POOL_SCHEMA)
+                                        migrate=f"{MIGRATE_COMMAND} {path}", schema=POOL_SCHEMA,
+                                        readable_from=POOL_READABLE_FROM, open_group=False)
     check_pool_consistency(path, attrs)
     _check_pool_arrays(path, attrs, metas)
-    return Pool(path, group, attrs)
+    return Pool(path, group, attrs, metas)
 
 
 def migrate_pool(path: str | Path) -> bool:
     """Rewrite the pool at ``path`` in the current format (``m2m-pipeline pools migrate``): every
-    array copied with crc32c on each chunk, the attributes sealed with their hash; False when it is
-    already current. A damaged pool is refused, never sealed, and an interrupted migration leaves
+    array copied with crc32c on each chunk and, in format 4, one inner chunk per shard; the
+    attributes sealed with their hash; False when it is already current. Format 3 pools are read
+    as they are; migrating them only gives the faster whole-shard layout. A damaged pool is refused, never sealed, and an interrupted migration leaves
     the old pool as it was (:func:`migration.migrate_group`). Format 1 (float32 x) cannot be migrated."""
     return migrate_group(path, "pool", kind="m2m-pool", version=POOL_FORMAT_VERSION, reopen=open_pool, oldest=2,
+                         whole_shard_chunks=True,
                          kind_name="an M2m pool",
                          too_old=" (float32 x, before the compact x_delta/x_exp); it cannot be migrated: "
                                  "delete it and generate it again")

@@ -22,8 +22,13 @@ POOL_ROW_ARRAYS = ("slot", "target", "seed_class", "seed_index", "seed_aug", "x_
 # the one place that encodes and decodes it); format 1 stored float32 ``x``. Format 3 (issue 20)
 # adds a crc32c checksum to every chunk and shard index, the attributes' own sha256
 # (``attrs_sha256``) and the sha256 of every array's metadata, all checked on every open and read;
-# older pools are refused with a one-line error naming ``m2m-pipeline pools migrate``.
-POOL_FORMAT_VERSION = 3
+# older pools are refused with a one-line error naming ``m2m-pipeline pools migrate``. Format 4
+# (issue 16): the same arrays, attributes and checksums, each row array one inner chunk per shard,
+# its shard files written and read a whole file at a time by the store's own encoder
+# (store/shard_file.py, the layout zarr reads and writes); format 3 pools are still read as they are
+# (the reader decodes any number of chunks a shard), and `pools migrate` rewrites them as format 4.
+POOL_FORMAT_VERSION = 4
+POOL_READABLE_FROM = 3   # the oldest pool format this version reads without a migration
 MIGRATE_COMMAND = "m2m-pipeline pools migrate"
 
 # What each pool array holds, stored as its ``long_name`` so ``xarray.open_zarr`` prints it.
@@ -103,7 +108,7 @@ def check_pool_attrs(path: str | Path, attrs: dict[str, Any]) -> None:
     the attributes' hash, :data:`POOL_SCHEMA` and the rules between them; one-line M2mError."""
     path = Path(path)
     check_sealed_attrs(path, attrs, "pool", kind="m2m-pool", version=POOL_FORMAT_VERSION,
-                       migrate=f"{MIGRATE_COMMAND} {path}", schema=POOL_SCHEMA)
+                       migrate=f"{MIGRATE_COMMAND} {path}", schema=POOL_SCHEMA, readable_from=POOL_READABLE_FROM)
     check_pool_consistency(path, attrs)
 
 
@@ -116,7 +121,7 @@ def reason_flags() -> dict[str, Any]:
             "flag_meanings": " ".join(name for name, _ in codes)}
 
 
-# The arrays every format-3 pool holds, and their dtypes (PoolWriter.__enter__, write_plan, _write_classes).
+# The arrays every format-3 and format-4 pool holds, and their dtypes (PoolWriter.__enter__, write_plan, _write_classes).
 POOL_ARRAY_DTYPES = {"slot": "int64", "target": "int32", "seed_class": "int32", "seed_index": "int64",
                      "seed_aug": "int16", "x_delta": "int16", "x_exp": "int8", "loss_g": "float32",
                      "prob_g": "float32", "u_beta": "float64", "accepted": "bool", "reason": "uint8",
@@ -165,7 +170,8 @@ def estimate_pool_bytes(n_rows: int, input_shape: tuple[int, ...]) -> int:
     return pool_bytes(n_rows, input_shape) + (1 << 20)
 
 
-__all__ = ["MIGRATE_COMMAND", "POOL_ARRAY_DOCS", "POOL_ARRAY_DTYPES", "POOL_FORMAT_VERSION", "POOL_ROW_ARRAYS",
+__all__ = ["MIGRATE_COMMAND", "POOL_ARRAY_DOCS", "POOL_ARRAY_DTYPES", "POOL_FORMAT_VERSION", "POOL_READABLE_FROM",
+           "POOL_ROW_ARRAYS",
            "POOL_ROW_BYTES", "POOL_ROW_SHAPES", "POOL_SCHEMA", "POOL_STORES", "SEED_SCOPES", "check_pool_attrs",
            "check_pool_consistency", "estimate_pool_bytes", "plan_slot_bytes", "pool_bytes", "pool_row_layout",
            "reason_flags"]

@@ -9,6 +9,7 @@ carry dimension names, so ``xarray.open_zarr`` and ``dask.array.from_zarr`` read
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -17,12 +18,13 @@ from typing import Any
 import numpy as np
 import zarr
 
-from ..utils import atomic_write_bytes, check_free_space, replace_dir
-from .integrity import seal
+from ..utils import atomic_write_bytes, check_free_space, load_json, replace_dir
+from .integrity import sealed_attrs
 from .pool_reader import open_pool
 from .pool_schema import (POOL_ARRAY_DOCS, POOL_ARRAY_DTYPES, POOL_FORMAT_VERSION, POOL_ROW_ARRAYS, POOL_ROW_SHAPES,
                           estimate_pool_bytes, reason_flags)
-from .zarr_io import create_array, create_small_array, dims_for, shard_key, write_together
+from .shard_file import ShardLayout, encode_shard, shard_layout, sharded_array_metadata, small_array_files
+from .zarr_io import dims_for, shard_key, write_group_attrs, write_group_files, write_together
 
 
 def _clean_stale_tmp(folder: Path, prefix: str = "") -> None:
@@ -37,11 +39,21 @@ def _clean_stale_tmp(folder: Path, prefix: str = "") -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _pool_arrays(work: str, resume_key: str) -> dict[str, zarr.Array]:
-    """The row arrays of the pool being built in ``work``, opened once per process and build
-    (``resume_key`` tells two builds in the same folder apart): each open reads metadata."""
-    root = zarr.open_group(work, mode="r+")
-    return {name: root[name] for name in POOL_ROW_ARRAYS}
+def _pool_arrays(work: str, resume_key: str) -> dict[str, zarr.Array | ShardLayout]:
+    """The row arrays of the pool being built in ``work``, read once per process and build
+    (``resume_key`` tells two builds in the same folder apart): each array's shard layout when
+    the fast path writes it (store/shard_file.py; every array this writer creates), else the
+    zarr array."""
+    out: dict[str, zarr.Array | ShardLayout] = {}
+    root = None
+    for name in POOL_ROW_ARRAYS:
+        layout = shard_layout(load_json((Path(work) / name / "zarr.json").read_bytes()))
+        if layout is None:
+            root = root if root is not None else zarr.open_group(work, mode="r+")
+            out[name] = root[name]
+        else:
+            out[name] = layout
+    return out
 
 
 RESUME_FILE = ".resume.json"   # in a pool being built: what it is being built from
@@ -69,10 +81,25 @@ def write_pool_shard(work: str | Path, index: int, rows: dict[str, np.ndarray],
     if missing:
         raise ValueError(f"pool rows miss arrays {sorted(missing)}")
     arrays = _pool_arrays(str(work), key)
+    slow = {}
+    files: dict[str, tuple[int, str]] = {}
     for name in POOL_ROW_ARRAYS:
-        (work / name / shard_key(index, arrays[name].ndim)).unlink(missing_ok=True)
-    write_together({name: (arrays[name], slice(start, start + n), rows[name]) for name in POOL_ROW_ARRAYS})
-    record = json.dumps({"rows": n, "reasons": reasons or {}}).encode()
+        target = arrays[name]
+        ndim = len(target.shape)
+        rel = f"{name}/{shard_key(index, ndim)}"
+        file = work / rel
+        file.unlink(missing_ok=True)
+        if isinstance(target, ShardLayout):
+            # the shard file as zarr would write it, in one numpy + zstd call (shard_file.encode_shard)
+            raw = encode_shard(rows[name], target, int(index))
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(raw)
+            files[rel] = (len(raw), hashlib.sha256(raw).hexdigest())   # the seal takes it from the record
+        else:
+            slow[name] = (target, slice(start, start + n), rows[name])
+    if slow:
+        write_together(slow)
+    record = json.dumps({"rows": n, "reasons": reasons or {}, "files": files}).encode()
     atomic_write_bytes(work / SHARD_RECORDS / f"{int(index)}.json", record)
 
 
@@ -92,7 +119,7 @@ class PoolWriter:
     """
 
     def __init__(self, path: str | Path, *, n_rows: int, input_shape: tuple[int, ...], input_kind: str,
-                 rows_per_shard: int, rows_per_chunk: int = 256, class_names: list[str] | None = None,
+                 rows_per_shard: int, rows_per_chunk: int | None = None, class_names: list[str] | None = None,
                  job: dict[str, Any] | None = None):
         self.path = Path(path)
         self.work = self.path.with_name(f"{self.path.name}.partial")
@@ -102,7 +129,9 @@ class PoolWriter:
         self.input_shape = tuple(input_shape)
         self.input_kind = input_kind
         self.rows_per_shard = max(1, int(rows_per_shard))
-        self.rows_per_chunk = max(1, min(int(rows_per_chunk), self.rows_per_shard))
+        # Format 4: one inner chunk per shard (a reader reads whole shards; issue 16), unless asked otherwise.
+        chunk = self.rows_per_shard if rows_per_chunk is None else int(rows_per_chunk)
+        self.rows_per_chunk = max(1, min(chunk, self.rows_per_shard))
         # Shards hold a whole number of chunks (see zarr_io.create_array): the task size is the actual shard.
         self.shard_rows = max(self.rows_per_chunk, self.rows_per_shard - self.rows_per_shard % self.rows_per_chunk)
         self._finished = False
@@ -136,9 +165,17 @@ class PoolWriter:
             return False
         _clean_stale_tmp(self.work)
         _clean_stale_tmp(self.work / SHARD_RECORDS)
-        self.root = zarr.open_group(str(self.work), mode="r+")
-        self.arrays = {name: self.root[name] for name in POOL_ROW_ARRAYS}
+        self._root = None
+        self.arrays = {name: shard_layout(load_json((self.work / name / "zarr.json").read_bytes()))
+                       for name in POOL_ROW_ARRAYS}
         return True
+
+    @property
+    def root(self) -> zarr.Group:
+        """The zarr group being built, opened when first needed (the class arrays and the seal)."""
+        if self._root is None:
+            self._root = zarr.open_group(str(self.work), mode="r+")
+        return self._root
 
     def __enter__(self) -> "PoolWriter":
         # refuse up front rather than fill the disk half-way (the estimate is uncompressed: an upper bound)
@@ -150,18 +187,20 @@ class PoolWriter:
         if self.work.exists():
             shutil.rmtree(self.work)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.root = zarr.open_group(str(self.work), mode="w")
         n = max(self.n_rows, 0)
-        spec = {name: ((n, *(self.input_shape if name == "x_delta" else POOL_ROW_SHAPES.get(name, ()))),
-                       np.dtype(POOL_ARRAY_DTYPES[name])) for name in POOL_ROW_ARRAYS}
-        self.arrays = {}
-        for name, (shape, dtype) in spec.items():
+        metas = {}
+        for name in POOL_ROW_ARRAYS:
+            shape = (n, *(self.input_shape if name == "x_delta" else POOL_ROW_SHAPES.get(name, ())))
             dims = dims_for(self.input_kind, len(shape)) if name == "x_delta" else (
                 ["sample", "aug_param"] if name == "seed_aug" else ["sample"])
-            # attributes at creation: one metadata write per array (each later update is another)
             attributes = {"long_name": POOL_ARRAY_DOCS[name], **(reason_flags() if name == "reason" else {})}
-            self.arrays[name] = create_array(self.root, name, shape, dtype, rows_per_chunk=self.rows_per_chunk,
-                                             rows_per_shard=self.rows_per_shard, dims=dims, attributes=attributes)
+            metas[name] = sharded_array_metadata(shape, POOL_ARRAY_DTYPES[name], chunk_rows=self.rows_per_chunk,
+                                                 shard_rows=self.shard_rows, dims=dims, attributes=attributes)
+        # the group's and the twelve arrays' zarr.json written directly, attributes included: no zarr
+        # call (through zarr the creation took longer than the epoch's bytes: docs/performance.md)
+        write_group_files(self.work, metas)
+        self.arrays = {name: shard_layout(meta) for name, meta in metas.items()}
+        self._root = None
         (self.work / SHARD_RECORDS).mkdir()
         # Written last: only a fully created pool can be resumed.
         atomic_write_bytes(self.work / RESUME_FILE, json.dumps(key).encode())
@@ -176,28 +215,41 @@ class PoolWriter:
             names = [str(i) for i in range(len(counts))]
         if names is None:
             return
-        names = [str(n) for n in names]
-        create_small_array(self.root, "class", np.asarray(names, dtype=str), dims=["class"],
-                           attributes={"long_name": "class name (index = target / seed_class value)"})
+        arrays = {"class": small_array_files(np.asarray([str(n) for n in names], dtype=object), dims=["class"],
+                                             attributes={"long_name": "class name (index = target / seed_class value)"})}
         if counts is not None and len(counts) == len(names):
-            create_small_array(self.root, "class_count", np.asarray(counts, dtype=np.int64), dims=["class"],
-                               attributes={"long_name": "training samples of the class (N_k of eq. 3)"})
+            arrays["class_count"] = small_array_files(
+                np.asarray(counts, dtype=np.int64), dims=["class"],
+                attributes={"long_name": "training samples of the class (N_k of eq. 3)"})
+        # written directly, as zarr writes them (store/shard_file.small_array_files): no zarr call at finish
+        write_group_files(self.work, {name: meta for name, (meta, _) in arrays.items()})
+        for name, (_, chunk) in arrays.items():
+            (self.work / name / "c").mkdir(exist_ok=True)
+            (self.work / name / "c" / "0").write_bytes(chunk)
 
     def write_plan(self, order: np.ndarray, attempt: np.ndarray, aug: np.ndarray) -> None:
         """Store the epoch's plan beside the rows: the plan is data, and training reads it back.
         A resumed pool already holds it (the resume key covers the plan) and keeps it."""
         if (self.work / "plan" / ".written").is_file():
             return
-        grp = self.root.create_group("plan", overwrite=True)
         n = len(order)
-        for name, arr, dims in (("order", order.astype(np.int64), ["slot"]),
-                                ("attempt", attempt.astype(np.bool_), ["slot"]),
-                                ("aug", aug.astype(np.int16), ["slot", "aug_param"])):
-            long_name = {"order": "training-set row of each slot", "attempt": "slot is a translation attempt",
-                         "aug": "(dy, dx, flip) of each slot"}[name]
-            a = create_array(grp, name, arr.shape, arr.dtype, rows_per_chunk=max(1, min(n, 65536)),
-                             rows_per_shard=max(1, n), dims=dims, attributes={"long_name": long_name})
-            a[...] = arr
+        values = {"order": order.astype(np.int64), "attempt": attempt.astype(np.bool_), "aug": aug.astype(np.int16)}
+        long_names = {"order": "training-set row of each slot", "attempt": "slot is a translation attempt",
+                      "aug": "(dy, dx, flip) of each slot"}
+        chunk = max(1, min(n, 65536))
+        shard = max(chunk, n - n % chunk)
+        metas = {f"plan/{name}": sharded_array_metadata(
+            arr.shape, arr.dtype, chunk_rows=chunk, shard_rows=shard, dims=["slot", "aug_param"] if arr.ndim == 2
+            else ["slot"], attributes={"long_name": long_names[name]}) for name, arr in values.items()}
+        shutil.rmtree(self.work / "plan", ignore_errors=True)
+        write_group_files(self.work, metas)
+        for name, arr in values.items():
+            layout = shard_layout(metas[f"plan/{name}"])
+            for index in range(layout.n_shards):
+                lo, hi = layout.shard_range(index)
+                file = self.work / "plan" / name / shard_key(index, arr.ndim)
+                file.parent.mkdir(parents=True, exist_ok=True)
+                file.write_bytes(encode_shard(arr[lo:hi], layout, index))
         atomic_write_bytes(self.work / "plan" / ".written", b"")
 
     def write_shard(self, index: int, rows: dict[str, np.ndarray], reasons: dict[str, int] | None = None) -> None:
@@ -213,9 +265,12 @@ class PoolWriter:
             self.write_shard((start + s) // self.shard_rows, {k: v[s:s + self.shard_rows] for k, v in rows.items()})
 
     def finish(self, attrs: dict[str, Any]) -> None:
-        missing = sorted(set(range(self.n_shards)) - set(self.done_shards()))
+        records = self.done_shards()
+        missing = sorted(set(range(self.n_shards)) - set(records))
         if missing:
             raise RuntimeError(f"pool {self.path}: row shards {missing[:10]} were not written")
+        # (size, sha256) of every shard file, from the bytes each commit wrote: not read again to seal
+        known = {rel: (int(size), str(sha)) for r in records.values() for rel, (size, sha) in r.get("files", {}).items()}
         # The bookkeeping of the build goes before the manifest: a complete pool holds only data.
         shutil.rmtree(self.work / SHARD_RECORDS, ignore_errors=True)
         (self.work / RESUME_FILE).unlink(missing_ok=True)
@@ -223,7 +278,9 @@ class PoolWriter:
         self._write_classes(attrs)
         # One last write: the attributes with the manifest (sizes checked on open, sha256 of every file:
         # the metadata's checked on open, all by `pools verify`), the completion marker and their own hash.
-        seal(self.root, {**attrs, "kind": "m2m-pool", "format_version": POOL_FORMAT_VERSION, "n_rows": self.n_rows})
+        sealed = sealed_attrs(self.work, {**attrs, "kind": "m2m-pool", "format_version": POOL_FORMAT_VERSION,
+                                          "n_rows": self.n_rows}, known)
+        write_group_attrs(self.work, sealed)   # one write of zarr.json, no zarr call
         open_pool(self.work)   # a writer never leaves a pool its readers refuse (the error discards it)
         self._finished = True
 

@@ -10,13 +10,14 @@ of it that talks to zarr's internals (``zarr.core.sync``, ``Array._async_array``
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
-from ..utils import M2mError, load_json
+from ..utils import M2mError, atomic_write_bytes, load_json
 from .schema import Spec, check_schema
 from .integrity import (ATTRS_HASH, attrs_digest, check_digests, check_integrity, check_seal,  # noqa: F401
                         file_digests, file_manifest, seal, store_root)
@@ -65,13 +66,61 @@ def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: An
     """An array chunked along its first axis: ``rows_per_chunk`` rows a chunk (what a reader reads
     at once), ``rows_per_shard`` rows a shard file (what one writer task writes); every chunk and
     every shard index carries a crc32c checksum (:func:`checksummed_compressors`)."""
-    rows_per_chunk = max(1, min(rows_per_chunk, rows_per_shard))
-    rows_per_shard = max(rows_per_chunk, rows_per_shard - rows_per_shard % rows_per_chunk)
-    rest = tuple(int(s) for s in shape[1:])
-    return group.create_array(name, shape=tuple(int(s) for s in shape), dtype=dtype,
-                              chunks=(rows_per_chunk, *rest), shards=(rows_per_shard, *rest),
-                              compressors=checksummed_compressors(),
-                              dimension_names=dims, fill_value=fill_value, attributes=attributes)
+    spec = {"shape": shape, "dtype": dtype, "rows_per_chunk": rows_per_chunk, "rows_per_shard": rows_per_shard,
+            "dims": dims, "attributes": attributes, "fill_value": fill_value}
+    return create_arrays(group, {name: spec})[name]
+
+
+def create_arrays(group: zarr.Group, specs: dict[str, dict[str, Any]]) -> dict[str, zarr.Array]:
+    """Several arrays of :func:`create_array` (``specs``: name -> its keyword arguments, ``shape``
+    and ``dtype`` included) created concurrently, in one round trip to zarr's event loop instead of
+    one blocking call (and metadata write) after another; names may hold a ``/`` into an existing
+    subgroup."""
+    import asyncio
+
+    from zarr.core.sync import sync
+
+    async def create_all() -> list[Any]:
+        calls = []
+        for name, spec in specs.items():
+            spec = dict(spec)
+            rows_per_shard = int(spec.pop("rows_per_shard"))
+            rows_per_chunk = max(1, min(int(spec.pop("rows_per_chunk")), rows_per_shard))
+            rows_per_shard = max(rows_per_chunk, rows_per_shard - rows_per_shard % rows_per_chunk)
+            shape = tuple(int(s) for s in spec.pop("shape"))
+            rest = shape[1:]
+            calls.append(group._async_group.create_array(
+                name, shape=shape, dtype=spec.pop("dtype"), chunks=(rows_per_chunk, *rest),
+                shards=(rows_per_shard, *rest), compressors=checksummed_compressors(),
+                dimension_names=spec.pop("dims"), fill_value=spec.pop("fill_value", 0),
+                attributes=spec.pop("attributes", None), **spec))
+        return await asyncio.gather(*calls)
+
+    made = sync(create_all())
+    return {name: zarr.Array(a) for name, a in zip(specs, made)}
+
+
+def write_group_attrs(root: Path, attrs: dict[str, Any]) -> None:
+    """The group's own zarr.json at ``root`` with ``attrs`` (plain JSON), written atomically in one
+    write as zarr writes it (``Group.update_attributes``), without opening the group through zarr."""
+    doc = {"attributes": attrs, "zarr_format": 3, "node_type": "group"}
+    atomic_write_bytes(root / "zarr.json", json.dumps(doc, indent=2).encode())
+
+
+def write_group_files(root: Path, arrays: dict[str, dict[str, Any]]) -> None:
+    """The zarr.json files of a new group at ``root``: the group's own (when missing), each
+    subgroup a name passes through, and each array's metadata ``arrays[name]`` (a zarr.json as
+    JSON, e.g. from :func:`shard_file.sharded_array_metadata`), written directly rather than
+    through zarr's event loop, one small file each."""
+    group_doc = json.dumps({"attributes": {}, "zarr_format": 3, "node_type": "group"}, indent=2).encode()
+    folders = {Path(".")} | {Path(name).parent for name in arrays}
+    for folder in sorted({p for f in folders for p in (f, *f.parents)}, key=lambda p: len(p.parts)):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        if not (root / folder / "zarr.json").is_file():
+            (root / folder / "zarr.json").write_bytes(group_doc)
+    for name, meta in arrays.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        (root / name / "zarr.json").write_bytes(json.dumps(meta, indent=2).encode())
 
 
 def create_small_array(group: zarr.Group, name: str, values: np.ndarray, *, dims: list[str],
@@ -145,8 +194,9 @@ def read_root_attrs(path: Path, what: str) -> dict[str, Any]:
 
 
 def check_format(path: Path, attrs: dict[str, Any], what: str, *, kind: str, version: int,
-                 migrate: str) -> None:
-    """Refuse a group that is not a ``kind`` of format ``version``: another kind, a newer format, or an
+                 migrate: str, readable_from: int | None = None) -> None:
+    """Refuse a group that is not a ``kind`` of format ``version`` (or of an older format from
+    ``readable_from`` on, which this version still reads): another kind, a newer format, or an
     older one (``migrate``: the command that rewrites it), each a one-line M2mError."""
     if attrs.get("kind") != kind:
         raise M2mError(f"{path} is a zarr group but not a {what} (kind={str(attrs.get('kind'))[:40]!r})")
@@ -157,9 +207,10 @@ def check_format(path: Path, attrs: dict[str, Any], what: str, *, kind: str, ver
     if have > version:
         raise M2mError(f"{what} {path} has format {have}, newer than this m2m-pipeline reads ({version}); "
                        f"upgrade m2m-pipeline")
-    if have < version:
+    if have < (version if readable_from is None else readable_from):
+        reads = f"format {version}" if readable_from in (None, version) else f"formats {readable_from} to {version}"
         raise M2mError(f"{what} {path} has format {have}, without chunk checksums (this version reads "
-                       f"format {version}); rewrite it with `{migrate}`")
+                       f"{reads}); rewrite it with `{migrate}`")
 
 
 def read_array(path: Path, group: zarr.Group, name: str, sel: Any = ..., what: str = "pool") -> np.ndarray:
@@ -264,34 +315,44 @@ def read_arrays(path: Path, group: zarr.Group, names: tuple[str, ...], sel: Any 
 
 
 def check_sealed_attrs(path: Path, attrs: dict[str, Any], what: str, *, kind: str, version: int, migrate: str,
-                       schema: Spec) -> None:
+                       schema: Spec, readable_from: int | None = None) -> None:
     """The checks of a group's attributes alone (no array opened; ``pools ls`` runs them on each
     pool): complete, its kind and format, its attributes' hash, its schema."""
     if not attrs.get("complete"):
         raise M2mError(f"{what} {path} is incomplete (no completion marker); delete it and write it again")
-    check_format(path, attrs, what, kind=kind, version=version, migrate=migrate)
+    check_format(path, attrs, what, kind=kind, version=version, migrate=migrate, readable_from=readable_from)
     check_seal(path, attrs, what)
     check_schema(path, attrs, schema, what)
 
 
-def open_complete(path: Path, what: str, *, kind: str, version: int, migrate: str,
-                  schema: Spec) -> tuple[zarr.Group, dict[str, Any], dict[str, dict[str, Any]]]:
+def open_complete(path: Path, what: str, *, kind: str, version: int, migrate: str, schema: Spec,
+                  readable_from: int | None = None,
+                  open_group: bool = True) -> tuple[zarr.Group | None, dict[str, Any], dict[str, dict[str, Any]]]:
     """(group, attributes, {array: metadata}) of the complete, sealed ``what`` at ``path``, or a
     one-line M2mError: zarr.json parsed with bounded depth, the completion marker, ``kind`` and
     format ``version``, the attributes' hash and ``schema``, every recorded file present at its
     recorded size, every array's metadata at its recorded sha256 with crc32c in its codecs."""
     attrs = read_root_attrs(path, what)
-    check_sealed_attrs(path, attrs, what, kind=kind, version=version, migrate=migrate, schema=schema)
+    check_sealed_attrs(path, attrs, what, kind=kind, version=version, migrate=migrate, schema=schema,
+                       readable_from=readable_from)
+    group = open_checked_group(path, attrs, what) if open_group else None
+    check_integrity(path, attrs, what)
+    metas = read_array_metadata(path, attrs, what)
+    return group, attrs, metas
+
+
+def open_checked_group(path: Path, attrs: dict[str, Any], what: str) -> zarr.Group:
+    """The zarr group at ``path`` whose attributes were read and checked as ``attrs``: refused when
+    it cannot be opened, or when its attributes are no longer those (changed between the two reads:
+    never mix them)."""
     try:
         group = zarr.open_group(str(path), mode="r")
     except Exception as exc:  # zarr raises several types for a damaged store
         raise M2mError(f"{what} {path} is not a readable zarr group ({type(exc).__name__}); "
                        f"delete it and write it again") from None
-    if attrs_digest(dict(group.attrs)) != attrs_digest(attrs):   # changed between the two reads: do not mix them
+    if attrs_digest(dict(group.attrs)) != attrs_digest(attrs):
         raise M2mError(f"{what} {path} changed while it was opened; try again")
-    check_integrity(path, group, what)
-    metas = read_array_metadata(path, attrs, what)
-    return group, attrs, metas
+    return group
 
 
 def shard_key(index: int, ndim: int) -> str:
@@ -312,9 +373,70 @@ def write_together(writes: dict[str, tuple[zarr.Array, slice, np.ndarray]]) -> N
     sync(write_all())
 
 
+# -- the fast path of sharded arrays (store/shard_file.py): no zarr call per read ----------------
+
+def read_sharded(path: Path, name: str, layout: Any, sel: Any = ..., what: str = "pool",
+                 recorded: dict[str, int] | None = None) -> np.ndarray:
+    """``group[name][sel]`` of a sharded array of :func:`shard_file.shard_layout`, read and decoded
+    one whole shard file at a time with numpy, zstd and crc32c (every checksum checked) instead of
+    through zarr; ``sel`` as in :func:`read_array`. A shard file absent from the folder reads as the
+    fill value (zarr writes none when every value is), unless ``recorded`` (the manifest's files)
+    lists it; damage is the same one-line M2mError as :func:`damaged` gives."""
+    from .shard_file import ShardDamaged, decode_shard
+
+    n = layout.shape[0]
+    rows_per = layout.shard_rows
+    if isinstance(sel, np.ndarray):
+        rows = sel.astype(np.int64, copy=False).reshape(-1)
+        if len(rows) and (rows.min() < -n or rows.max() >= n):
+            raise IndexError(f"row index out of range for array {name!r} of {n} rows")
+        rows = np.where(rows < 0, rows + n, rows)
+        shards = np.unique(rows // rows_per) if len(rows) else np.zeros(0, np.int64)
+    elif sel is Ellipsis or isinstance(sel, slice):
+        lo, hi, step = (sel if isinstance(sel, slice) else slice(None)).indices(n)
+        if step != 1:
+            return read_sharded(path, name, layout, np.arange(lo, hi, step), what, recorded)
+        rows = None
+        shards = np.arange(lo // rows_per, -(-hi // rows_per)) if hi > lo else np.zeros(0, np.int64)
+    else:
+        raise TypeError(f"read_sharded takes ..., a slice or an array of rows, got {type(sel).__name__}")
+    ndim = len(layout.shape)
+    decoded: dict[int, np.ndarray] = {}
+    for index in shards.tolist():
+        rel = f"{name}/{shard_key(index, ndim)}"
+        try:
+            raw = (path / rel).read_bytes()
+        except FileNotFoundError:
+            if recorded is not None and rel in recorded:
+                raise M2mError(f"{what} {path} is damaged: array {name!r} misses its data file {rel}; "
+                               f"delete it and write it again") from None
+            raw = None
+        try:
+            decoded[index] = decode_shard(raw, layout, index)
+        except ShardDamaged as exc:
+            where = f" in rows {exc.rows[0]}..{exc.rows[1] - 1} (file {rel})" if exc.rows else f" (file {rel})"
+            if exc.problem == "checksum":
+                raise M2mError(f"{what} {path} is damaged: array {name!r} fails its crc32c checksum{where} (a bit "
+                               f"changed on disk or in transit); copy it again, or delete it and write it again") \
+                    from None
+            raise M2mError(f"{what} {path} is damaged: array {name!r} cannot be read{where} ({exc}); delete it and "
+                           f"write it again") from None
+    if rows is None:
+        if not decoded:
+            return np.zeros((0, *layout.shape[1:]), dtype=layout.dtype)
+        whole = decoded[int(shards[0])] if len(decoded) == 1 else np.concatenate([decoded[i] for i in shards.tolist()])
+        first = int(shards[0]) * rows_per
+        return whole[lo - first:hi - first]
+    out = np.empty((len(rows), *layout.shape[1:]), dtype=layout.dtype)
+    which = rows // rows_per
+    for index, values in decoded.items():
+        mask = which == index
+        out[mask] = values[rows[mask] - index * rows_per]
+    return out
+
 
 __all__ = ["ATTRS_HASH", "attrs_digest", "check_digests", "check_format", "check_integrity", "check_seal",
-           "check_sealed_attrs", "checksummed_compressors", "codec_problem", "create_array",
-           "create_small_array", "damaged", "dims_for", "file_digests", "file_manifest", "open_complete",
-           "read_array", "read_array_metadata", "read_arrays", "read_root_attrs", "seal", "shard_key",
-           "store_root", "write_together"]
+           "check_sealed_attrs", "checksummed_compressors", "codec_problem", "create_array", "create_arrays",
+           "create_small_array", "damaged", "dims_for", "file_digests", "file_manifest", "open_checked_group", "open_complete",
+           "read_array", "read_array_metadata", "read_arrays", "read_sharded", "read_root_attrs", "seal", "shard_key",
+           "store_root", "write_group_attrs", "write_group_files", "write_together"]

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..datasets import PreparedData, Split
+from ..pools.reuse import swap_rows
 
 
 class DeviceImages:
@@ -82,13 +83,11 @@ def device_batch_inputs(images: DeviceImages, plan: Any, slots: np.ndarray,
     rows = plan.order[slots]
     x = images.gather(rows, plan.aug[slots])
     y = images.labels[torch.as_tensor(np.asarray(rows, dtype=np.int64), device=images.device)]
-    if swaps:
-        positions = [i for i, s in enumerate(slots) if int(s) in swaps]
-        if positions:
-            swapped = [swaps[int(slots[i])] for i in positions]
-            pos = torch.as_tensor(positions, device=images.device)
-            x[pos] = torch.from_numpy(np.stack([np.asarray(s.x, dtype=np.float32) for s in swapped])).to(images.device)
-            y[pos] = torch.as_tensor([int(s.label) for s in swapped], device=images.device)
+    positions, xs, labels = swap_rows(slots, swaps)
+    if len(positions):
+        pos = torch.as_tensor(positions, device=images.device)
+        x[pos] = torch.from_numpy(xs).to(images.device)
+        y[pos] = torch.from_numpy(labels).to(images.device)
     return x, y
 
 

@@ -19,6 +19,7 @@ from ..layout import BEST_CHECKPOINT, LAST_CHECKPOINT
 from ..utils import M2mError, atomic_write_bytes, default_device, progress_bar, rng_for, state_hash
 from .checkpoint import model_config, build_model, model_from_checkpoint, save_checkpoint
 from .cmo import cmo_active, draw_cutmix, minority_plan, mixed_loss, paste
+from ..pools.reuse import swap_rows
 from .device_data import DeviceImages, device_batch_inputs
 from .losses import class_weights, make_criterion, posthoc_offsets
 from .methods import MethodSpec, check_method
@@ -73,14 +74,13 @@ def batch_inputs(data: PreparedData, train: Split, plan: EpochPlan, slots: np.nd
     rows = plan.order[slots]
     x = data.to_float(apply_augment(train.x[rows], plan.aug[slots], data.augment))
     y = torch.from_numpy(train.y[rows].astype(np.int64))
-    if swaps:
-        positions = [i for i, s in enumerate(slots) if int(s) in swaps]
-        if positions:
-            swapped = [swaps[int(slots[i])] for i in positions]
-            # one copy for the batch's swapped rows, not one per row
-            x[positions] = torch.from_numpy(np.stack([np.asarray(sw.x, dtype=np.float32) for sw in swapped]))
-            y[positions] = torch.tensor([int(sw.label) for sw in swapped], dtype=torch.int64)
+    positions, xs, labels = swap_rows(slots, swaps)
+    if len(positions):
+        # one copy for the batch's swapped rows, not one per row
+        x[positions] = torch.from_numpy(xs)
+        y[positions] = torch.from_numpy(labels)
     return x, y
+
 
 
 # Per-epoch counters every history row carries (0 where the epoch uses no pool), so the rows of

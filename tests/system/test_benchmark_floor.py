@@ -137,3 +137,34 @@ def test_pool_bytes_table_is_derived_from_the_layout_and_the_plan(tmp_path, caps
                            batch_size=128).attempt.sum()) for e in range(3)]
     want = rows["cifar10-lt"]["attempts_per_epoch"]
     assert abs(np.mean(drawn) - want) < 0.02 * want
+
+
+def test_pool_levers_write_and_read_the_same_rows_each_way(tmp_path):
+    """benchmarks/pool_levers.py: every write way makes a pool the store opens with the layout its
+    lever names (256-row chunks before w2, one chunk a shard from w2 on), and every read way gives
+    back the rows it wrote."""
+    import json
+
+    import zarr
+
+    levers = load_benchmark("pool_levers")
+    data = _data()
+    _write(tmp_path / "src", data)
+    src = open_pool(tmp_path / "src")
+    rows = src.rows(POOL_ROW_ARRAYS)
+    attrs = {k: v for k, v in src.attrs.items() if k not in ("manifest", "complete", "attrs_sha256")}
+    for way in levers.WRITES:
+        levers.write_pool(tmp_path / way, rows, attrs, "image", 512, way)
+        pool = open_pool(tmp_path / way)
+        chunk = zarr.open_group(str(tmp_path / way), mode="r")["x_delta"].chunks[0]
+        assert chunk == (256 if levers.WRITES.index(way) < 2 else 512), way
+        if way == "w0_format3":   # the former seal wrote zarr.json once per key: same attributes
+            assert json.loads((tmp_path / way / "zarr.json").read_text())["attributes"]["complete"] is True
+        back = pool.rows(POOL_ROW_ARRAYS)
+        for name in POOL_ROW_ARRAYS:
+            assert np.array_equal(back[name], rows[name], equal_nan=rows[name].dtype.kind == "f"), (way, name)
+    for way in levers.READS:
+        path = tmp_path / ("w0_format3" if way in ("r0_zarr_256", "r3_store_256") else "w5_zarr_free_seal")
+        back = levers.read_pool(path, way)
+        for name in POOL_ROW_ARRAYS:
+            assert np.array_equal(back[name], rows[name], equal_nan=rows[name].dtype.kind == "f"), (way, name)

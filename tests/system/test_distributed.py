@@ -48,6 +48,13 @@ def test_local_threads_keep_workers_times_threads_within_cores():
     with pytest.raises(M2mError, match="exceeds the"):
         with DaskBackend(workers=1, threads=(os.cpu_count() or 1) + 1):
             pass
+    # threads per worker: checked where they are chosen, and 0 is named as too few, not "exceeds"
+    assert local_threads(2, cores=8, threads=3) == 3
+    with pytest.raises(M2mError, match=r"^5 torch threads per worker x 2 workers exceeds the 8 CPU cores; use at most 4$"):
+        local_threads(2, cores=8, threads=5)
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(M2mError, match=rf"^torch threads per worker must be an integer >= 1, got {bad!r}$"):
+            local_threads(1, cores=2, threads=bad)
 
 
 def _pool_rows_by(tmp_path, trained, digits, name, backend=None, **where):

@@ -23,7 +23,7 @@ from m2m_pipeline.acceptance import REASONS, decide, range_bound
 from m2m_pipeline.params import check_seed, load_params, m2m_config, validate_params
 from m2m_pipeline.datasets.text import read_labelled_lines
 from m2m_pipeline.reports import select_metrics_files, write_report
-from m2m_pipeline.store import PoolWriter, estimate_pool_bytes, open_pool, read_prepared, write_prepared
+from m2m_pipeline.store import PoolWriter, estimate_pool_bytes, open_pool, read_prepared, verify_pool, write_prepared
 from m2m_pipeline.translate import M2mTranslator
 from m2m_pipeline.utils import M2mError, check_output_dir, output_lock, user_os_errors
 
@@ -233,8 +233,12 @@ def test_damaged_pool_is_refused_naming_the_array(tmp_path):
     data = bytearray(shard.read_bytes())
     data[-6:] = bytes(b ^ 0xFF for b in data[-6:])
     shard.write_bytes(bytes(data))
-    with pytest.raises(M2mError, match=r"array 'x_delta' fails its crc32c checksum in rows 64..79 \(file x_delta/c/2/0\)"):
+    # the last bytes are the shard index's checksum: the index covers the whole shard, rows 64..95
+    with pytest.raises(M2mError, match=r"array 'x_delta' fails its crc32c checksum in rows 64..95 \(file x_delta/c/2/0\)"):
         open_pool(flipped).array("x_delta")
+    # pools verify names the file by its recorded sha256 before it decodes anything
+    with pytest.raises(M2mError, match=r"file x_delta/c/2/0 differs from its recorded sha256"):
+        verify_pool(flipped)
 
 
 def test_damaged_prepared_dataset_is_refused(tmp_path, digits):

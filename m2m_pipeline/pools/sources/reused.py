@@ -41,6 +41,7 @@ class ReusedPools(StoredSwaps):
         self.expected = dict(expected or {})
         self.method = method   # the ablation's name, for the errors
         self._prefetch: dict[int, Any] = {}
+        self._opened: dict[int, Any] = {}   # epoch -> its Pool, opened and checked by check_ready
         self._pool = None
 
     def check_ready(self, first: int, end: int) -> None:
@@ -57,15 +58,19 @@ class ReusedPools(StoredSwaps):
             check_provenance(pool, dataset_fingerprint=self.data.fingerprint, seed=self.seed, **self.expected)
             refuse_unstored(path, self.rule, str(pool.attrs.get("store", "all")), method=self.method,
                             run=str(self.expected.get("run", "M2m")))
+            self._opened[epoch] = pool   # read_swaps takes it as opened: one open per pool a run
+            if epoch == int(first) and epoch not in self._prefetch:
+                # the first epoch's pool is read while the others are checked and the run sets up
+                self._prefetch[epoch] = self._executor().submit(self._read, epoch)
 
     def _read(self, epoch: int) -> tuple[EpochPlan, dict[int, Swap], dict[str, int]]:
         path = self.pools_dir / epoch_name(epoch)
-        if not path.exists():
+        if epoch not in self._opened and not path.exists():
             raise M2mError(f"pool {path} does not exist: the reused run has no pool for epoch {epoch}; "
                            f"run it first (dvc repro, or m2m-pipeline train-f --method "
                            f"{self.expected.get('run', 'M2m')})")
-        return read_swaps(path, self.data, rule=self.rule, rule_params=self.rule_params, seed=self.seed,
-                          epoch=epoch, method=self.method, **self.expected)
+        return read_swaps(self._opened.pop(epoch, path), self.data, rule=self.rule, rule_params=self.rule_params,
+                          seed=self.seed, epoch=epoch, method=self.method, **self.expected)
 
     def begin_epoch(self, epoch: int, model: nn.Module) -> tuple[EpochPlan, dict[str, Any]]:
         # The reused pools all exist before training starts: while this epoch trains, a background

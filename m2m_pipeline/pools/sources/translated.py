@@ -18,7 +18,7 @@ from ...utils import M2mError, progress_bar, state_hash
 from ..backends import TranslationBackend
 from ..config import TranslationConfig
 from ..generate import generate_pool
-from ..reuse import read_swaps
+from ..reuse import check_attrs, read_swaps
 from ..rules import NEEDS_REJECTED_X, check_rule
 from .stored import StoredSwaps
 
@@ -26,7 +26,8 @@ from .stored import StoredSwaps
 class TranslatedPools(StoredSwaps):
     """The swap source of a translating method: for each epoch, plan it, translate every attempt
     with the generator and the snapshot of f at the start of the epoch, write the pool to
-    ``pools_dir/epoch_<e>``, and read the rows back through the pool store with ``rule``.
+    ``pools_dir/epoch_<e>``, and take the rows ``rule`` uses: from the writer for M2m's own rule
+    (the same rows a read back gives), else read back through the pool store.
 
     ``generator``: g (M2m), or None for f itself (M2m-Self: the current f generates). ``provenance``
     is written into every pool (e.g. the run name and the warm checkpoint's hash, which ablations
@@ -56,6 +57,11 @@ class TranslatedPools(StoredSwaps):
         self.provenance = dict(provenance or {})
         self.progress = progress
 
+    @property
+    def _takes_accepted(self) -> bool:
+        """M2m's own rule (every accepted row, nothing else): the writer can hand its rows over."""
+        return self.rule == "accepted" and not self.rule_params
+
     def begin_epoch(self, epoch: int, model: nn.Module) -> tuple[EpochPlan, dict[str, Any]]:
         data = self.data
         plan = make_plan(data.train.y, data.class_counts, seed=self.seed, epoch=epoch, order="balanced",
@@ -67,11 +73,18 @@ class TranslatedPools(StoredSwaps):
             summary = generate_pool(g=generator, f=model, data=data, plan=plan, cfg=self.cfg, seed=self.seed,
                                     out=path, provenance={**self.provenance, "f_epoch": epoch},
                                     progress=bar.update, allowed_seeds=self.allowed_seeds, backend=self.backend,
-                                    model_configs=self.model_configs)
-        # Training reads the plan and the rows back through the pool store.
-        plan, swaps, counts = read_swaps(path, data, rule=self.rule, rule_params=self.rule_params,
-                                               seed=self.seed, g_hash=state_hash(generator.state_dict()),
-                                               f_hash=state_hash(model.state_dict()), epoch=epoch)
+                                    model_configs=self.model_configs, keep_accepted=self._takes_accepted)
+        expected = {"seed": self.seed, "g_hash": state_hash(generator.state_dict()),
+                    "f_hash": state_hash(model.state_dict()), "epoch": epoch}
+        if summary.swaps is not None:
+            # M2m's own rule: the accepted rows as the writer stored and decoded them, and the plan that
+            # was written; the same rows a read back gives (tests/unit/pools), without reading them. The
+            # pool's sealed provenance is checked as a read back checks it.
+            check_attrs(path, summary.attrs, dataset_fingerprint=data.fingerprint, **expected)
+            swaps, counts = summary.swaps, {"n_used": len(summary.swaps)}
+        else:
+            # Another rule, or shards written elsewhere (resumed, dask): read back through the pool store.
+            plan, swaps, counts = read_swaps(path, data, rule=self.rule, rule_params=self.rule_params, **expected)
         self._set_swaps(swaps)
         return plan, {"n_attempts": summary.n_attempts, "n_accepted": summary.n_accepted,
                       "n_used": counts["n_used"], "reasons": summary.reasons}

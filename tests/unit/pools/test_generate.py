@@ -33,6 +33,7 @@ from m2m_pipeline.pools.backends import DaskBackend
 from m2m_pipeline.pools.sources import translated as translated_mod
 from m2m_pipeline.pools.sources.translated import TranslatedPools
 from m2m_pipeline.pools.codec import read_x
+from m2m_pipeline.pools.reuse import read_swaps
 from m2m_pipeline.pools.draws import SlotDraws, start_noise
 from m2m_pipeline.store import POOL_ROW_ARRAYS, PoolWriter, open_pool, pool_as_dask
 from m2m_pipeline.training import load_checkpoint, model_from_checkpoint
@@ -341,9 +342,9 @@ def test_write_pool_without_provenance(tmp_path):
 
 
 @pytest.mark.mutation
-def test_pool_chunks_hold_at_most_256_rows(tmp_path):
-    # a shard holds whole chunks: rows_per_shard 600 rounds down to 2 chunks of 256
-    chunk, shard = 256, 512
+def test_pool_shards_hold_one_whole_chunk(tmp_path):
+    # format 4 (issue 16): a row array's shard file is one inner chunk, read and written whole;
+    # rows_per_shard 600 is the shard as asked (no rounding to 256-row chunks any more)
     d = tiny_vectors()
     plan, cfg = _plan(d), _cfg(rows_per_shard=600)
     _, rows = _rows(d, plan, cfg)
@@ -351,11 +352,50 @@ def test_pool_chunks_hold_at_most_256_rows(tmp_path):
     gen.generate_pool(g=tiny_mlp(d, seed=1), f=tiny_mlp(d, seed=2), data=d, plan=plan, cfg=cfg, seed=0,
                       out=tmp_path / "g")
     for name in ("w", "g"):
-        arr = open_pool(tmp_path / name).group["x_delta"]
-        assert (arr.chunks, arr.shards) == ((chunk, 4), (shard, 4))
+        pool = open_pool(tmp_path / name)
+        arr = pool.group["x_delta"]
+        assert (arr.chunks, arr.shards) == ((600, 4), (600, 4))
+        assert pool.layout("x_delta").chunks_per_shard == 1 and pool.layout("slot").shard_rows == 600
+
+
+def test_writer_hands_over_the_accepted_rows_a_read_back_gives(tmp_path):
+    """Training takes M2m's accepted rows from the writer (issue 16): the same slots, labels and x*
+    bit for bit as reading the pool back, x* decoded from exactly the stored bytes; a resumed pool
+    (a shard written by an earlier process) hands over nothing and is read back."""
+    d = tiny_vectors()
+    plan, cfg = _plan(d), _cfg(rows_per_shard=4, step_size=0.5, gamma=0.0)
+    g, f = tiny_mlp(d, seed=1), tiny_mlp(d, seed=2)
+    s = gen.generate_pool(g=g, f=f, data=d, plan=plan, cfg=cfg, seed=0, out=tmp_path / "p", keep_accepted=True)
+    assert s.swaps is not None and 0 < len(s.swaps) == s.n_accepted < s.n_attempts
+    _, back, _ = read_swaps(tmp_path / "p", d)
+    assert np.array_equal(s.swaps.slot, back.slot) and np.array_equal(s.swaps.label, back.label)
+    assert s.swaps.x.dtype == back.x.dtype == np.float32 and s.swaps.x.tobytes() == back.x.tobytes()
+    assert not gen.generate_pool(g=g, f=f, data=d, plan=plan, cfg=cfg, seed=0, out=tmp_path / "q").swaps
+    # the same job again: the finished pool is returned as is, and nothing is handed over
+    again = gen.generate_pool(g=g, f=f, data=d, plan=plan, cfg=cfg, seed=0, out=tmp_path / "p", keep_accepted=True)
+    assert again.swaps is None and again == s
+    # TranslatedPools trains on the handed-over rows: the epoch's swaps equal the read back's
+    tp = TranslatedPools(g=g, data=d, cfg=cfg, seed=0, pools_dir=tmp_path / "tp", batch_size=8, progress=False)
+    tp_plan, info = tp.begin_epoch(1, f)
+    assert info["n_used"] == info["n_accepted"] == s.n_accepted
+    assert np.array_equal(tp_plan.order, plan.order)
+    handed = tp.batch_swaps(np.arange(len(plan)), f)
+    assert sorted(handed) == s.swaps.slot.tolist()
+    assert all(handed[int(k)].x.tobytes() == back.x[i].tobytes() and handed[int(k)].label == back.label[i]
+               for i, k in enumerate(back.slot))
 
 
 # -- translate_shard / commit_shard --------------------------------------------------------------
+
+def _assert_recorded_files(work, record, index):
+    """A shard's commit record names its twelve files with the size and sha256 of what is on disk
+    (the seal takes them from the record instead of reading the shard files again)."""
+    assert sorted(record["files"]) == sorted(f"{name}/c/{index}" + ("/0" if name in ("seed_aug", "x_delta") else "")
+                                             for name in ROW_ARRAYS)
+    for rel, (size, sha) in record["files"].items():
+        raw = (work / rel).read_bytes()
+        assert size == len(raw) and sha == hashlib.sha256(raw).hexdigest(), rel
+
 
 @pytest.mark.mutation
 def test_translate_shard_writes_and_commits_its_rows(tmp_path):
@@ -371,7 +411,9 @@ def test_translate_shard_writes_and_commits_its_rows(tmp_path):
             counts = shard_mod.translate_shard(g, f, d, draws, index, 4, t, cfg, 0, 1, w.work)
             want = _counts(whole["reason"][index * 4:(index + 1) * 4])
             assert counts == want
-            assert w.done_shards()[index] == {"rows": 4 if index < 2 else 3, "reasons": want}
+            record = w.done_shards()[index]
+            assert {k: record[k] for k in ("rows", "reasons")} == {"rows": 4 if index < 2 else 3, "reasons": want}
+            _assert_recorded_files(w.work, record, index)
         w.finish(tiny_pool_attrs(whole, class_counts=[12, 6, 3], n_slots=len(plan)))
     _assert_pool_rows(tmp_path / "p", d, whole)
 
@@ -387,7 +429,11 @@ def test_commit_shard_encodes_and_commits_given_rows(tmp_path):
         got = [shard_mod.commit_shard({k: v[s] for k, v in whole.items()}, d, w.work, i)
                for i, s in ((1, slice(8, 11)), (0, slice(0, 8)))]
         assert got == [_counts(whole["reason"][8:]), _counts(whole["reason"][:8])]
-        assert w.done_shards() == {0: {"rows": 8, "reasons": got[1]}, 1: {"rows": 3, "reasons": got[0]}}
+        records = w.done_shards()
+        assert {i: {k: r[k] for k in ("rows", "reasons")} for i, r in records.items()} == \
+            {0: {"rows": 8, "reasons": got[1]}, 1: {"rows": 3, "reasons": got[0]}}
+        for index, record in records.items():
+            _assert_recorded_files(w.work, record, index)
         w.finish(tiny_pool_attrs(whole, class_counts=d.class_counts, n_slots=len(plan)))
     _assert_pool_rows(tmp_path / "p", d, whole)
 

@@ -464,3 +464,25 @@ def test_reused_pools_check_seed_epoch_and_expected_provenance(pools, tmp_path):
     _write(tmp_path / "epoch_1", data, epoch=0)
     with pytest.raises(M2mError, match="epoch=0 but is used with 1"):
         ReusedPools(tmp_path, data, rule="accepted", seed=0).begin_epoch(1, None)
+
+
+@pytest.mark.parametrize("slots", [np.arange(2, 9), np.array([8, 2, 5, 3, 7, 4, 6]), np.array([5])])
+def test_swap_rows_gives_the_batch_positions_of_every_swap_in_it(slots):
+    """A source's BatchSwaps (numpy, a contiguous batch by subtraction, any other by search) and a
+    plain {slot: Swap} mapping put the same rows in the same batch positions."""
+    from m2m_pipeline.pools.reuse import BatchSwaps, swap_rows
+
+    epoch = EpochSwaps(np.array([1, 3, 5, 8, 9], np.int64), np.arange(10, dtype=np.float32).reshape(5, 2),
+                       np.array([4, 3, 2, 1, 0], np.int64))
+    lo, hi = int(slots.min()), int(slots.max())
+    batch = epoch.between(lo, hi) if np.array_equal(np.sort(slots), np.arange(lo, hi + 1)) else \
+        BatchSwaps(epoch.slot, epoch.x, epoch.label)
+    plain = {int(s): Swap(epoch.x[i], int(epoch.label[i])) for i, s in enumerate(epoch.slot)}
+    want = {i: int(s) for i, s in enumerate(slots) if int(s) in plain}   # batch position -> slot
+    for got in (swap_rows(slots, batch), swap_rows(slots, plain)):
+        positions, x, label = got
+        assert sorted(positions.tolist()) == sorted(want)
+        for p, xi, li in zip(positions.tolist(), x, label.tolist()):
+            assert xi.tolist() == plain[want[p]].x.tolist() and li == plain[want[p]].label
+        assert x.dtype == np.float32 and label.dtype == np.int64
+    assert [len(a) for a in swap_rows(slots, {})] == [0, 0, 0]

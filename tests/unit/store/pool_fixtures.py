@@ -52,6 +52,25 @@ def rewrite_attrs(path: Path, edit, *, reseal: bool = True) -> None:
     (path / "zarr.json").write_text(json.dumps(doc))
 
 
+def copy_arrays(src: zarr.Group, out: zarr.Group, names, extra=lambda arr: {}) -> None:
+    """Copy the arrays ``names`` of ``src`` into ``out`` through zarr itself, each with its shape,
+    dtype, chunks, shards, fill value, dimension names and attributes, and ``extra(arr)`` (more
+    ``create_array`` arguments: codecs, other chunks) over them."""
+    for name in names:
+        arr = src[name]
+        parent = out
+        for part in name.split("/")[:-1]:
+            parent = parent.require_group(part)
+        dims = list(arr.metadata.dimension_names) if arr.metadata.dimension_names else None
+        kw = {"shape": arr.shape, "dimension_names": dims, "attributes": dict(arr.attrs)}
+        if arr.dtype.kind in "OUT":
+            kw["dtype"] = str
+        else:
+            kw.update(dtype=arr.dtype, chunks=arr.chunks, shards=arr.shards, fill_value=arr.fill_value)
+        kw.update(extra(arr))
+        parent.create_array(name.split("/")[-1], **kw)[...] = arr[...]
+
+
 def downgrade(path: Path, version: int) -> None:
     """Rewrite the group at ``path`` as the writers before issue 20 left it: the same values, zstd
     without crc32c in every array, ``format_version`` ``version``, the manifest with sizes and
@@ -60,21 +79,7 @@ def downgrade(path: Path, version: int) -> None:
     attrs = dict(src.attrs)
     tmp = path.with_name(path.name + ".old")
     out = zarr.open_group(str(tmp), mode="w")
-    for name in attrs["manifest"]["arrays"]:
-        arr = src[name]
-        parent = out
-        for part in name.split("/")[:-1]:
-            parent = parent.require_group(part)
-        dims = list(arr.metadata.dimension_names) if arr.metadata.dimension_names else None
-        values = arr[...]
-        if arr.dtype.kind in "OUT":
-            new = parent.create_array(name.split("/")[-1], shape=arr.shape, dtype=str, dimension_names=dims,
-                                      attributes=dict(arr.attrs))
-        else:
-            new = parent.create_array(name.split("/")[-1], shape=arr.shape, dtype=arr.dtype,
-                                      chunks=arr.chunks, shards=arr.shards, dimension_names=dims,
-                                      fill_value=arr.fill_value, attributes=dict(arr.attrs))
-        new[...] = values
+    copy_arrays(src, out, attrs["manifest"]["arrays"])
     old = {k: v for k, v in attrs.items() if k not in ("manifest", "complete", ATTRS_HASH)}
     old["format_version"] = version
     out.attrs.update({**old, "manifest": {**file_manifest(tmp), "sha256": file_digests(tmp)}})

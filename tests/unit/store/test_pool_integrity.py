@@ -50,7 +50,7 @@ def _one_line(err) -> str:
 
 def test_every_array_checksums_its_chunks_and_shard_index(pool):
     manifest = root_doc(pool)["attributes"]["manifest"]
-    assert root_doc(pool)["attributes"]["format_version"] == POOL_FORMAT_VERSION == 3
+    assert root_doc(pool)["attributes"]["format_version"] == POOL_FORMAT_VERSION == 4
     assert set(manifest["arrays"]) >= set(pool_format.POOL_ARRAY_DTYPES) | {"class", "class_count"}
     for name in manifest["arrays"]:
         meta = json.loads((pool / name / "zarr.json").read_text())
@@ -127,7 +127,7 @@ def test_older_formats_are_refused_naming_migrate_and_migrate_rewrites_them(pool
     downgrade(pool, 2)
     assert codec_problem(json.loads((pool / "slot" / "zarr.json").read_text())) is not None
     with pytest.raises(M2mError, match=rf"pool {pool} has format 2, without chunk checksums \(this version reads "
-                                       rf"format 3\); rewrite it with `m2m-pipeline pools migrate {pool}`") as err:
+                                       rf"formats 3 to 4\); rewrite it with `m2m-pipeline pools migrate {pool}`") as err:
         open_pool(pool)
     _one_line(err)
     res = runner.invoke(app, ["pools", "migrate", str(pool.parent)])
@@ -135,7 +135,7 @@ def test_older_formats_are_refused_naming_migrate_and_migrate_rewrites_them(pool
     after = open_pool(pool)
     assert all_values(after) == values
     new = after.attrs
-    assert new["format_version"] == 3 and new["migrated_from"] == 2
+    assert new["format_version"] == 4 and new["migrated_from"] == 2
     same = {k for k in attrs if k not in ("manifest", "attrs_sha256")}
     assert {k: new[k] for k in same} == {k: attrs[k] for k in same}
     assert verify_pool(pool)["digests"] == len(new["manifest"]["sha256"])
@@ -170,8 +170,8 @@ def test_migrate_refuses_a_damaged_old_pool_and_leaves_it_as_it_was(pool, monkey
 
 
 def test_format_1_and_newer_formats_are_refused(pool):
-    rewrite_attrs(pool, lambda a: a.update(format_version=4))
-    with pytest.raises(M2mError, match="has format 4, newer than this m2m-pipeline reads"):
+    rewrite_attrs(pool, lambda a: a.update(format_version=5))
+    with pytest.raises(M2mError, match="has format 5, newer than this m2m-pipeline reads"):
         open_pool(pool)
     rewrite_attrs(pool, lambda a: a.update(format_version=1), reseal=False)
     with pytest.raises(M2mError, match="cannot be migrated: delete it and generate it again"):
