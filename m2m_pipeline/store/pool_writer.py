@@ -165,17 +165,9 @@ class PoolWriter:
             return False
         _clean_stale_tmp(self.work)
         _clean_stale_tmp(self.work / SHARD_RECORDS)
-        self._root = None
         self.arrays = {name: shard_layout(load_json((self.work / name / "zarr.json").read_bytes()))
                        for name in POOL_ROW_ARRAYS}
         return True
-
-    @property
-    def root(self) -> zarr.Group:
-        """The zarr group being built, opened when first needed (the class arrays and the seal)."""
-        if self._root is None:
-            self._root = zarr.open_group(str(self.work), mode="r+")
-        return self._root
 
     def __enter__(self) -> "PoolWriter":
         # refuse up front rather than fill the disk half-way (the estimate is uncompressed: an upper bound)
@@ -200,7 +192,6 @@ class PoolWriter:
         # call (through zarr the creation took longer than the epoch's bytes: docs/performance.md)
         write_group_files(self.work, metas)
         self.arrays = {name: shard_layout(meta) for name, meta in metas.items()}
-        self._root = None
         (self.work / SHARD_RECORDS).mkdir()
         # Written last: only a fully created pool can be resumed.
         atomic_write_bytes(self.work / RESUME_FILE, json.dumps(key).encode())
